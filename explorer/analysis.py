@@ -1,0 +1,221 @@
+r"""The analysis of one config: pure functions from a config to arrays.
+
+The lecture's product: for a loss at the last step,
+
+.. math::
+    \frac{\partial L}{\partial W_x} = \sum_{t=1}^{T} \frac{\partial L}{\partial h_T}
+    \Big(\prod_{k=t}^{T-1} \frac{\partial h_{k+1}}{\partial h_k}\Big) \frac{\partial h_t}{\partial W_x},
+
+and each factor is J_k = diag(g'(a_k)) W_h for the simple RNN. :func:`analyze` returns the
+norm of every partial product (all pairs t <= s), the per-step contributions to the sum,
+the singular values at one lag, the spectrum of W_hh and the bound (gamma sigma_max)^k.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from . import backend
+from .cells import GAMMA, RecurrentCell, Trace, build_cell, make_inputs
+from .config import ExperimentConfig
+from .jacobian import LOG10E, PairNorms, View, all_pairs, backprop_log, log10_singular_values
+
+APP_FLOP_BUDGET = 2.0e11  # about 2 s of float32 matmuls on 2 laptop cores
+DISPLAY_MAX = 300  # heatmap cells per axis sent to the browser
+
+
+@dataclass
+class Analysis:
+    """Everything the pages plot and the CLI prints, as numpy arrays (float64)."""
+
+    config: ExperimentConfig
+    weights: dict[str, np.ndarray]  # torch.nn state-dict names
+    inputs: np.ndarray  # (T, d) x_1..x_T
+    h: np.ndarray  # (T+1, n) h_0..h_T
+    c: np.ndarray | None  # (T+1, n) LSTM cell state
+    gates: dict[str, np.ndarray]  # name -> (T, n), steps 1..T
+    pairs: PairNorms  # all-pairs log10 norms of dz_s/dz_t
+    contributions: np.ndarray  # (T,) log10 ||dL/dW_ih at step t||_F, t = 1..T
+    grad_norms: np.ndarray  # (T+1,) log10 ||dL/dz_t||, t = 0..T
+    lag: int
+    singular_values: np.ndarray  # (m,) log10 sigma_i(dz_T/dz_{T-lag}), descending
+    eigenvalues: np.ndarray  # (gate_blocks*n,) complex eigenvalues of each n x n block of W_hh
+    bound_log10_rate: float | None  # log10(gamma sigma_max(W_hh)) (+1 inside for residual), per step
+    extras: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def stride(self) -> int:
+        g = self.pairs.grid
+        return int(g[-1] - g[-2]) if len(g) > 1 else 1
+
+    def lag_curve(self, view: str = "state") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(lags k, log10 ||dz_T/dz_{T-k}||_2, log10 ||.||_F) from the last column of the map."""
+        grid = self.pairs.grid
+        lags = grid[-1] - grid[::-1]
+        return (lags, self.pairs.log10_spectral[view][::-1, -1].copy(),
+                self.pairs.log10_frobenius[view][::-1, -1].copy())
+
+
+def auto_stride(config: ExperimentConfig, budget_flops: float = APP_FLOP_BUDGET) -> int:
+    """Smallest grid stride whose all-pairs products fit the FLOP budget (deterministic,
+    so a shared link gives the same picture): T/stride blocks of stride steps, then
+    (T/stride)^2/2 block products, each 2 m^3 flops."""
+    m = config.hidden * (2 if config.cell == "lstm" else 1)
+    T = config.seq_len
+    for stride in range(1, T + 1):
+        K = math.ceil(T / stride) + 1
+        matmuls = (T if stride > 1 else 0) + K * (K - 1) / 2
+        if matmuls * 2 * m**3 <= budget_flops:
+            return stride
+    return T
+
+
+def _views(cell: RecurrentCell) -> tuple[View, ...]:
+    n = cell.hidden
+    if cell.state_size > n:  # LSTM: also the c -> c block of the full-state product
+        return (View("state"), View("cell", (n, 2 * n), (n, 2 * n)))
+    return (View("state"),)
+
+
+def contributions(cell: RecurrentCell, trace: Trace, jac: Callable) -> tuple[np.ndarray, np.ndarray]:
+    r"""log10 \|C_t\|_F of the per-step terms of dL/dW_ih for L = u^T h_T, u = 1/\sqrt{n}.
+
+    C_t = (dL/dd_t)^T x_t, where d_t = W_ih x_t + b_ih is step t's input drive and
+    dL/dd_t = \delta_t dz_t/dd_t with \delta_t = dL/dz_t. \delta is carried in log
+    space, and dz_t/dd_t comes from autograd on one teacher-forced step per t (all t
+    in one batch). Returns (log10 ||C_t||_F (T,), log10 ||dL/dz_t|| (T+1,)).
+    """
+    T, m, n = trace.x.shape[0], cell.state_size, cell.hidden
+    seed_grad = torch.zeros(m, dtype=trace.z.dtype, device=trace.z.device)
+    seed_grad[:n] = 1.0 / math.sqrt(n)
+    deltas, log_norms = backprop_log(jac, seed_grad, T)
+    with torch.enable_grad():
+        drive = cell.input_drive(trace.x).detach().requires_grad_(True)  # (T, B, G n)
+        z_next, _ = cell.step(drive, trace.z[:-1].detach())  # teacher forced: all steps at once
+        z_next[:, 0].backward(deltas[1:])
+    per_drive = drive.grad[:, 0].norm(dim=-1).double()  # (T,)
+    x_norm = trace.x[:, 0].norm(dim=-1).double()
+    with np.errstate(divide="ignore"):
+        contrib = np.log10((per_drive * x_norm).cpu().numpy()) + log_norms[1:] * LOG10E
+    return contrib, log_norms * LOG10E
+
+
+def analyze(config: ExperimentConfig, *, stride: int = 1, device: torch.device | str | None = None,
+            progress: Callable[[float], None] | None = None) -> Analysis:
+    """Build the seeded cell, run it on the seeded input and compute every view."""
+    t0 = time.perf_counter()
+    device = torch.device(device) if device is not None else backend.device()
+    cell = build_cell(config, device)
+    batch = config.batch if config.norm == "batch" else 1
+    x = make_inputs(config, batch, device)
+    with torch.no_grad():
+        trace = cell.run(x)
+
+    def jac(steps: torch.Tensor) -> torch.Tensor:  # (K, m, m) for sequence 0
+        return cell.jacobians(trace, steps)[:, 0]
+
+    T, m = config.seq_len, cell.state_size
+    pairs = all_pairs(jac, T, m, views=_views(cell), stride=stride, rtol=_rtol(config),
+                      dtype=trace.z.dtype, device=device, progress=progress)
+    contrib, grad_norms = contributions(cell, trace, jac)
+    lag = config.lag
+    singular = log10_singular_values(jac, T - lag, T, m, device=device)
+    blocks = cell.recurrent_blocks().double().cpu()
+    eig = torch.linalg.eigvals(blocks).reshape(-1).numpy()
+    rate = None
+    if config.cell == "rnn" and config.norm == "none":
+        sigma_max = float(torch.linalg.matrix_norm(blocks[0], ord=2))
+        gamma_sigma = GAMMA[config.activation] * sigma_max
+        base = 1.0 + gamma_sigma if config.residual else gamma_sigma
+        rate = math.log10(base) if base > 0 else -math.inf
+    gates = {k: v[:, 0].double().cpu().numpy() for k, v in trace.gates.items()}
+    extras = {}
+    if config.cell == "lstm":
+        extras["direct_cell_path"] = direct_cell_path(gates["f"])
+    return Analysis(
+        config=config,
+        weights={k: v.detach().double().cpu().numpy() for k, v in cell.state_dict().items()},
+        inputs=x[:, 0].double().cpu().numpy(),
+        h=trace.h[:, 0].double().cpu().numpy(),
+        c=None if trace.c is None else trace.c[:, 0].double().cpu().numpy(),
+        gates=gates,
+        pairs=pairs,
+        contributions=contrib,
+        grad_norms=grad_norms,
+        lag=lag,
+        singular_values=singular,
+        eigenvalues=eig,
+        bound_log10_rate=rate,
+        extras=extras,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def direct_cell_path(forget: np.ndarray) -> dict[str, np.ndarray]:
+    r"""Norms of the LSTM's direct cell path \prod_{k=t+1}^{T} diag(f_k), for every t.
+
+    Spectral norm = max_i \prod_k f_{k,i}; Frobenius = sqrt(sum_i \prod_k f_{k,i}^2). In log space.
+    forget: (T, n). Returns lags (T+1,) and log10 norms (T+1,) for lags 0..T.
+    """
+    with np.errstate(divide="ignore"):
+        logf = np.log10(forget)  # (T, n)
+    suffix = np.vstack([np.zeros((1, forget.shape[1])), np.cumsum(logf[::-1], axis=0)])  # lags 0..T
+    spectral = suffix.max(axis=1)
+    frob = 0.5 * np.log10(np.sum(10.0 ** (2 * (suffix - spectral[:, None])), axis=1)) + spectral
+    return {"lags": np.arange(len(suffix)), "log10_spectral": spectral, "log10_frobenius": frob}
+
+
+def _rtol(config: ExperimentConfig) -> float:
+    return 1e-5 if config.dtype == "float32" else 1e-9
+
+
+def _matrix(a: np.ndarray) -> list:
+    """A (K, K) log-norm map as nested lists: NaN (t > s) and -inf (exact zero) become null."""
+    return [[None if not math.isfinite(v) else round(float(v), 12) for v in row] for row in a]
+
+
+def _full_map(pairs: PairNorms, key: str, view: str, T: int) -> list:
+    maps = getattr(pairs, key)[view]
+    if len(pairs.grid) == T + 1:
+        return _matrix(maps)
+    out = np.full((T + 1, T + 1), np.nan)
+    out[np.ix_(pairs.grid, pairs.grid)] = maps
+    return _matrix(out)
+
+
+def to_json(result: Analysis) -> dict[str, Any]:
+    """The CLI's JSON contract (see README): config, weights, inputs, h, jacobian, ..."""
+    T = result.config.seq_len
+
+    def jac_block(view: str) -> dict[str, Any]:
+        return {
+            "log10_spectral": _full_map(result.pairs, "log10_spectral", view, T),
+            "log10_frobenius": _full_map(result.pairs, "log10_frobenius", view, T),
+            "grid": result.pairs.grid.tolist(),
+            "spectral_rtol": result.pairs.rtol,
+        }
+
+    out: dict[str, Any] = {
+        "config": result.config.to_dict(),
+        "weights": {k: v.tolist() for k, v in result.weights.items()},
+        "inputs": result.inputs.tolist(),
+        "h": result.h.tolist(),
+        "jacobian": jac_block("state"),
+    }
+    if result.c is not None:
+        out["c"] = result.c.tolist()
+        out["jacobian_cell"] = jac_block("cell")
+    if result.gates:
+        out["gates"] = {k: v.tolist() for k, v in result.gates.items()}
+    out["contributions_log10"] = _matrix(result.contributions[None])[0]
+    out["grad_norms_log10"] = _matrix(result.grad_norms[None])[0]
+    out["singular_values_log10"] = {"lag": result.lag, "values": _matrix(result.singular_values[None])[0]}
+    out["eigenvalues_hh"] = [[float(z.real), float(z.imag)] for z in result.eigenvalues]
+    out["bound_log10_rate"] = result.bound_log10_rate
+    return out

@@ -1,0 +1,252 @@
+"""Recurrent cells with ``torch.nn.RNN``'s parameter names, and their analytic Jacobians.
+
+Each cell is an ``nn.Module`` whose ``state_dict()`` keys are those of the matching
+``torch.nn`` module (``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0``),
+so weights copy across in either direction. ``run`` is differentiable and batched,
+so the training lab uses the same cells as the static analysis.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from .config import ExperimentConfig
+
+LN_EPS = 1e-5  # Ba, Kiros & Hinton (2016)
+BN_EPS = 1e-5
+
+ACTIVATION = {
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "sigmoid": torch.sigmoid,
+    "linear": lambda a: a,
+}
+# gamma = sup |g'|, the constant of the lecture's bound ||dh_s/dh_t|| <= (gamma sigma_max(W_hh))^(s-t)
+GAMMA = {"tanh": 1.0, "relu": 1.0, "sigmoid": 0.25, "linear": 1.0}
+
+
+def activation_grad(name: str, pre: Tensor, out: Tensor) -> Tensor:
+    """g'(a) from the pre-activation ``a`` and the output ``g(a)`` (same shape)."""
+    if name == "tanh":
+        return 1.0 - out * out
+    if name == "sigmoid":
+        return out * (1.0 - out)
+    if name == "relu":
+        return (pre > 0).to(pre.dtype)
+    return torch.ones_like(pre)
+
+
+@dataclass
+class Trace:
+    """What one forward pass leaves behind: everything the views and Jacobians need.
+
+    Shapes: T steps, B sequences, d inputs, n hidden units, m state size.
+    """
+
+    x: Tensor  # (T, B, d) inputs x_1..x_T
+    z: Tensor  # (T+1, B, m) full state z_0..z_T: h, or [h, c] for the LSTM
+    hidden: int  # n
+    aux: dict[str, Tensor] = field(default_factory=dict)  # name -> (T, B, .), steps 1..T
+
+    @property
+    def h(self) -> Tensor:  # (T+1, B, n)
+        return self.z[..., : self.hidden]
+
+    @property
+    def c(self) -> Tensor | None:  # (T+1, B, n), LSTM only
+        return self.z[..., self.hidden:] if self.z.shape[-1] > self.hidden else None
+
+    @property
+    def gates(self) -> dict[str, Tensor]:
+        """Gate activations by torch's names (i, f, g, o / r, z, n), each (T, B, n)."""
+        return {k[5:]: v for k, v in self.aux.items() if k.startswith("gate_")}
+
+
+class RecurrentCell(nn.Module):
+    """Interface shared by all cells.
+
+    ``hidden`` is n; ``state_size`` is m (n, or 2n for the LSTM); ``gate_blocks`` is
+    how many n-row blocks W_ih and W_hh stack (1 RNN, 4 LSTM, 3 GRU).
+    """
+
+    hidden: int
+    state_size: int
+    gate_blocks: int = 1
+
+    def input_drive(self, x: Tensor) -> Tensor:
+        """W_ih x_t + b_ih for all steps: (T, B, d) -> (T, B, gate_blocks*n)."""
+        return x @ self.weight_ih_l0.T + self.bias_ih_l0
+
+    def step(self, drive: Tensor, z_prev: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """One step, batched over any leading dims: drive (..., B, G n), z_prev (..., B, m)
+        -> z (..., B, m) and the step's intermediates. Batch statistics use dim -2."""
+        raise NotImplementedError
+
+    def jacobians(self, trace: Trace, steps: Tensor) -> Tensor:
+        """Analytic J_k = dz_k/dz_{k-1} for the 1-based ``steps`` (K,): (K, B, m, m)."""
+        raise NotImplementedError
+
+    def run(self, x: Tensor) -> Trace:
+        """Forward pass from z_0 = 0 over x (T, B, d)."""
+        drive = self.input_drive(x)
+        z = [x.new_zeros(x.shape[1], self.state_size)]
+        auxes = []
+        for t in range(x.shape[0]):
+            z_t, aux = self.step(drive[t], z[-1])
+            z.append(z_t)
+            auxes.append(aux)
+        aux = {k: torch.stack([a[k] for a in auxes]) for k in auxes[0]} if auxes else {}
+        return Trace(x=x, z=torch.stack(z), hidden=self.hidden, aux=aux)
+
+    def recurrent_blocks(self) -> Tensor:
+        """W_hh as (gate_blocks, n, n), the blocks torch stacks in gate order."""
+        n = self.hidden
+        return self.weight_hh_l0.detach().reshape(self.gate_blocks, n, n)
+
+
+class SimpleRNN(RecurrentCell):
+    r"""Elman RNN, optionally residual and/or normalised.
+
+    .. math::
+        a_t = W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh}, \qquad
+        h_t = [h_{t-1} +]\; g(N(a_t))
+
+    where N is the identity, layer norm over units, or batch norm over sequences
+    (per-step statistics, Cooijmans et al. 2016). Jacobian, statistics held fixed
+    for batch norm:
+
+    .. math::
+        \frac{\partial h_t}{\partial h_{t-1}} = [I +]\; \mathrm{diag}(g'(N(a_t)))\, N'(a_t)\, W_{hh}
+
+    Shapes: weight_ih_l0 (n, d), weight_hh_l0 (n, n), bias_ih_l0 (n), bias_hh_l0 (n);
+    norm_weight / norm_bias (n) when normalised.
+    """
+
+    def __init__(self, input_size: int, hidden: int, activation: str = "tanh",
+                 residual: bool = False, norm: str = "none", dtype=torch.float32):
+        super().__init__()
+        self.hidden = self.state_size = hidden
+        self.activation, self.residual, self.norm = activation, residual, norm
+        kw = {"dtype": dtype}
+        self.weight_ih_l0 = nn.Parameter(torch.empty(hidden, input_size, **kw))
+        self.weight_hh_l0 = nn.Parameter(torch.empty(hidden, hidden, **kw))
+        self.bias_ih_l0 = nn.Parameter(torch.empty(hidden, **kw))
+        self.bias_hh_l0 = nn.Parameter(torch.empty(hidden, **kw))
+        if norm != "none":  # unit gain, zero shift at init
+            self.norm_weight = nn.Parameter(torch.ones(hidden, **kw))
+            self.norm_bias = nn.Parameter(torch.zeros(hidden, **kw))
+
+    def step(self, drive: Tensor, z_prev: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        a = drive + z_prev @ self.weight_hh_l0.T + self.bias_hh_l0  # (..., B, n)
+        aux = {}
+        if self.norm != "none":
+            dim = -1 if self.norm == "layer" else -2  # layer: over units; batch: over sequences
+            mean = a.mean(dim, keepdim=True)
+            var = a.var(dim, unbiased=False, keepdim=True)
+            inv_std = torch.rsqrt(var + (LN_EPS if self.norm == "layer" else BN_EPS))
+            a_hat = (a - mean) * inv_std
+            aux["a_hat"], aux["inv_std"] = a_hat, inv_std.expand_as(a)
+            a = a_hat * self.norm_weight + self.norm_bias
+        out = ACTIVATION[self.activation](a)
+        aux["pre"], aux["out"] = a, out
+        return (z_prev + out if self.residual else out), aux
+
+    def jacobians(self, trace: Trace, steps: Tensor) -> Tensor:
+        idx = steps - 1
+        pre, out = trace.aux["pre"][idx], trace.aux["out"][idx]
+        gprime = activation_grad(self.activation, pre, out)  # (K, B, n)
+        W = self.weight_hh_l0.detach()
+        if self.norm == "none":
+            J = gprime[..., :, None] * W  # (K, B, n, n)
+        else:
+            scale = gprime * self.norm_weight.detach() * trace.aux["inv_std"][idx]  # (K, B, n)
+            if self.norm == "layer":
+                # dLN/da = diag(gamma/sigma) (I - 11^T/n - a_hat a_hat^T/n)
+                a_hat = trace.aux["a_hat"][idx]
+                centred = W - W.mean(0, keepdim=True)  # (I - 11^T/n) W
+                proj = a_hat[..., :, None] * (a_hat[..., None, :] @ W) / self.hidden
+                J = scale[..., :, None] * (centred - proj)
+            else:  # batch norm, per-step statistics held fixed: diag(gamma/sigma_t) W
+                J = scale[..., :, None] * W
+        if self.residual:
+            J = J + torch.eye(self.hidden, dtype=J.dtype, device=J.device)
+        return J.detach()
+
+
+def _init_recurrent(W: Tensor, scheme: str, gain: float, gen: torch.Generator, blocks: int = 1) -> None:
+    """Initialise W_hh in place, block by block (one n x n block per gate), from torch.nn.init."""
+    n = W.shape[1]
+    with torch.no_grad():
+        for k in range(blocks):
+            block = torch.empty(n, n, dtype=W.dtype)
+            if scheme == "pytorch":  # torch's RNN/LSTM/GRU default, U(-1/sqrt(n), 1/sqrt(n)); gain ignored
+                nn.init.uniform_(block, -1 / math.sqrt(n), 1 / math.sqrt(n), generator=gen)
+            elif scheme == "gaussian":
+                nn.init.normal_(block, 0.0, gain / math.sqrt(n), generator=gen)
+            elif scheme == "xavier_uniform":
+                nn.init.xavier_uniform_(block, gain=gain, generator=gen)
+            elif scheme == "xavier_normal":
+                nn.init.xavier_normal_(block, gain=gain, generator=gen)
+            elif scheme == "kaiming":  # He normal: N(0, 2/n), times gain
+                nn.init.kaiming_normal_(block, nonlinearity="relu", generator=gen)
+                block.mul_(gain)
+            elif scheme == "orthogonal":
+                nn.init.orthogonal_(block, gain=gain, generator=gen)
+            elif scheme == "identity":  # IRNN (Le, Jaitly & Hinton 2015)
+                nn.init.eye_(block)
+                block.mul_(gain)
+            else:
+                raise ValueError(f"init must be one of the known schemes, got {scheme!r}")
+            W[k * n:(k + 1) * n].copy_(block.to(W.device))
+
+
+def reset_default(module: nn.Module, hidden: int, gen: torch.Generator) -> None:
+    """torch.nn.RNN/LSTM/GRU's ``reset_parameters``: every weight and bias U(-1/sqrt(n), 1/sqrt(n))."""
+    bound = 1 / math.sqrt(hidden)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if name.startswith(("weight_", "bias_")):
+                nn.init.uniform_(p, -bound, bound, generator=gen)
+
+
+def build_cell(config: ExperimentConfig, device: torch.device | str = "cpu") -> RecurrentCell:
+    """The seeded cell a config describes, on ``device``. Weights are drawn on the CPU
+    from a private generator, so CPU and GPU runs see identical numbers."""
+    from .backend import DTYPES, generator
+
+    dtype = DTYPES[config.dtype]
+    if config.cell == "rnn":
+        cell: RecurrentCell = SimpleRNN(config.input_size, config.hidden, config.activation,
+                                        config.residual, config.norm, dtype=dtype)
+    else:
+        from .gated import build_gated
+
+        cell = build_gated(config, dtype)
+    gen = generator(config.seed, 0)
+    reset_default(cell, config.hidden, gen)
+    _init_recurrent(cell.weight_hh_l0, config.init, config.gain, gen, cell.gate_blocks)
+    if config.cell == "lstm":
+        from .gated import init_forget_bias
+
+        init_forget_bias(cell, config, gen)
+    return cell.to(device)
+
+
+def make_inputs(config: ExperimentConfig, batch: int = 1, device: torch.device | str = "cpu") -> Tensor:
+    """x_1..x_T, (T, B, d): gaussian N(0, 1) i.i.d., zeros, or sines of staggered phase."""
+    from .backend import DTYPES, generator
+
+    T, d, dtype = config.seq_len, config.input_size, DTYPES[config.dtype]
+    if config.input == "gaussian":
+        x = torch.randn(T, batch, d, generator=generator(config.seed, 1), dtype=dtype)
+    elif config.input == "zeros":
+        x = torch.zeros(T, batch, d, dtype=dtype)
+    else:  # period 25 steps; each feature and sequence shifted in phase
+        t = torch.arange(1, T + 1, dtype=dtype)[:, None, None]
+        phase = (torch.arange(batch, dtype=dtype)[None, :, None] * 0.37
+                 + torch.arange(d, dtype=dtype)[None, None, :] * math.pi / d)
+        x = torch.sin(2 * math.pi * t / 25 + phase)
+    return x.to(device)

@@ -1,0 +1,286 @@
+r"""Norms of Jacobian products for every pair of time steps, kept in log space.
+
+For per-step Jacobians J_k = dz_k/dz_{k-1} (k = 1..T) and every pair t <= s,
+
+.. math::
+    P(t, s) = \frac{\partial z_s}{\partial z_t} = J_s J_{s-1} \cdots J_{t+1},\qquad P(t, t) = I.
+
+**Log space.** A product of hundreds of Jacobians under- or overflows float32, so each
+product is stored as P = e^{\ell} \hat P with \|\hat P\|_F = 1 and the log scale \ell
+carried separately. Frobenius norms are then exact: log \|P\|_F = \ell.
+
+**Spectral norms, certified.** For G = \hat P^T \hat P and a unit vector v, the Rayleigh
+quotient \theta = \|\hat P v\|^2 is a lower bound on \lambda_1(G) = \|\hat P\|_2^2. Every other
+eigenvalue is at most tr G - \lambda_1 \le F^2 - \theta, so when 2\theta > F^2 the interval
+(F^2 - \theta, \infty) holds \lambda_1 alone and the Kato-Temple inequality gives
+
+.. math::
+    \theta \le \lambda_1 \le \theta + \frac{r^2}{2\theta - F^2},\qquad r = \|G v - \theta v\|.
+
+v is warm-started from the previous lag (long products converge to rank one, so one
+power step usually certifies). A pair is accepted when \sqrt{\text{upper}/\theta} - 1 \le
+``rtol``; every other pair gets an exact SVD. So each reported spectral norm is within
+relative ``rtol`` of the spectral norm of the computed product, below it, never above.
+
+**Speed.** Products are batched along the lag: one batched matmul per lag advances every
+start point at once (T^2/2 products in T batched calls).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+LOG10E = 1.0 / math.log(10.0)
+CHUNK_BYTES = 256 * 2**20  # memory for the products of one chunk of start points
+
+
+@dataclass(frozen=True)
+class View:
+    """A block of the state Jacobian whose norms are reported: rows and columns of z."""
+
+    name: str
+    row_range: tuple[int, int] | None = None  # [start, stop) of z; None = all
+    col_range: tuple[int, int] | None = None
+
+    @property
+    def rows(self) -> slice:
+        return slice(*self.row_range) if self.row_range else slice(None)
+
+    @property
+    def cols(self) -> slice:
+        return slice(*self.col_range) if self.col_range else slice(None)
+
+    def size(self, m: int) -> int:
+        return len(range(m)[self.cols])
+
+    def is_full(self) -> bool:
+        return self.row_range is None and self.col_range is None
+
+
+@dataclass
+class PairNorms:
+    """log10 norms of dz_s/dz_t over a grid of time indices (0 = z_0 .. T = z_T)."""
+
+    grid: np.ndarray  # (K,) time indices, ascending, grid[-1] = T
+    log10_spectral: dict[str, np.ndarray]  # view -> (K, K); [i, j] = pair (grid[i], grid[j]), NaN below diagonal
+    log10_frobenius: dict[str, np.ndarray]  # view -> (K, K)
+    rtol: float  # certified relative error of the spectral norms
+    certified: int = 0  # spectral norms certified by power iteration
+    exact: int = 0  # spectral norms from an SVD
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+def make_grid(T: int, stride: int) -> np.ndarray:
+    """Time indices 0 and T - j*stride (j >= 0): anchored at T so lags to the last step are
+    multiples of the stride."""
+    return np.unique(np.concatenate([[0], np.arange(T % stride, T + 1, stride)])).astype(np.int64)
+
+
+BLOCK = 4  # subspace size: covers the dominant complex pairs of rotating dynamics
+
+
+def _unit_start(count: int, size: int, dtype, device) -> Tensor:
+    """A fixed orthonormal start block (count, size, k), the same for every run."""
+    gen = torch.Generator().manual_seed(12345)
+    k = min(BLOCK, size)
+    V = torch.linalg.qr(torch.randn(size, k, generator=gen, dtype=torch.float64))[0]
+    return V.to(dtype=dtype, device=device).expand(count, size, k).clone()
+
+
+def _ritz_step(S: Tensor, V: Tensor, F2: Tensor, rtol: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """One certified subspace step on S (B, r, c) from orthonormal V (B, c, k).
+
+    Rayleigh-Ritz on G = S^T S gives Ritz values theta_1 >= .. >= theta_k (lower bounds,
+    theta_1 <= sigma_1^2) and residuals R = G Y - Y Theta. For each k' <= k, the compression
+    of G to the complement of the first k' Ritz vectors has trace F^2 - sum_{i<=k'} theta_i,
+    which bounds its eigenvalues; if theta_k' exceeds it by eta > 0, the quadratic residual
+    bound (Mathias 1998; Li & Li 2005) gives sigma_1^2 <= theta_1 + ||R_k'||^2 / eta.
+
+    Returns (theta_1, ok, applicable, next V): ``ok`` where the bound certifies sigma_1 to
+    relative ``rtol``; ``applicable`` where some k' has eta > 0 (more steps may tighten it).
+    """
+    U = torch.bmm(S, V)  # (B, r, k)
+    theta, Y = torch.linalg.eigh(U.transpose(1, 2) @ U)  # ascending, (B, k), (B, k, k)
+    theta, Y = theta.flip(-1), Y.flip(-1)
+    W = torch.bmm(S.transpose(1, 2), torch.bmm(U, Y))  # G V Y, (B, c, k)
+    R = W - torch.bmm(V, Y) * theta[:, None, :]
+    res2 = torch.cumsum((R * R).sum(1), dim=1)  # ||R_k'||_F^2 for k' = 1..k
+    eta = theta - (F2[:, None] - torch.cumsum(theta, dim=1))
+    applicable = eta > 0
+    upper = torch.where(applicable, theta[:, :1] + res2 / torch.where(applicable, eta, 1), math.inf).amin(1)
+    ok = upper <= theta[:, 0] * (1 + rtol) ** 2
+    V_next = torch.linalg.qr(W)[0]
+    return theta[:, 0], ok, applicable.any(1), V_next
+
+
+def _exact_top(S: Tensor) -> Tensor:
+    """sigma_1(S)^2 from the largest eigenvalue of the smaller Gram matrix (LAPACK)."""
+    G = S.transpose(1, 2) @ S if S.shape[2] <= S.shape[1] else S @ S.transpose(1, 2)
+    return torch.linalg.eigvalsh(G)[:, -1].clamp_min(0)
+
+
+def certified_spectral(S: Tensor, V: Tensor, F2: Tensor, rtol: float, max_iter: int = 3) -> tuple[Tensor, Tensor, int, int]:
+    """sigma_1(S)^2 for a batch S (B, r, c), each within relative ``rtol`` (in sigma).
+
+    Returns (sigma^2, warm blocks for the next call, #certified, #exact).
+    """
+    theta, ok, applicable, V = _ritz_step(S, V, F2, rtol)
+    todo = torch.nonzero(~ok & applicable).squeeze(1)
+    for _ in range(max_iter - 1):  # refine only where the certificate applies but is loose
+        if todo.numel() == 0:
+            break
+        th, ok_s, app_s, V_s = _ritz_step(S[todo], V[todo], F2[todo], rtol)
+        theta[todo], ok[todo], V[todo] = th, ok_s, V_s
+        todo = todo[~ok_s & app_s]
+    fallback = torch.nonzero(~ok).squeeze(1)
+    if fallback.numel():
+        theta[fallback] = _exact_top(S[fallback])
+    n_exact = int(fallback.numel())
+    return theta, V, S.shape[0] - n_exact, n_exact
+
+
+BlockFn = Callable[[int, int], tuple[Tensor, Tensor]]
+
+
+def _block_products(jac: Callable[[Tensor], Tensor], grid: np.ndarray, device) -> tuple[Tensor, Tensor]:
+    """Normalised products over each grid interval, B_j = J_{grid[j]} ... J_{grid[j-1]+1}.
+
+    Returns (blocks (K-1, m, m) with unit Frobenius norm, their natural-log scales (K-1,)).
+    """
+    starts, stops = grid[:-1], grid[1:]
+    lengths = stops - starts
+    blocks, logs = None, None
+    for q in range(int(lengths.max())):
+        active = np.nonzero(lengths > q)[0]
+        steps = torch.as_tensor(starts[active] + 1 + q, device=device)
+        J = jac(steps)  # (A, m, m)
+        if blocks is None:  # every interval has length >= 1
+            blocks, logs = J.clone(), torch.zeros(len(grid) - 1, dtype=torch.float64, device=device)
+        else:
+            idx = torch.as_tensor(active, device=device)
+            blocks[idx] = torch.bmm(J, blocks[idx])
+        norms = torch.linalg.vector_norm(blocks, dim=(1, 2))
+        blocks /= torch.where(norms > 0, norms, 1)[:, None, None]
+        logs += torch.log(norms.double())
+    return blocks, logs
+
+
+def all_pairs(jac: Callable[[Tensor], Tensor], T: int, m: int, *, views: tuple[View, ...] = (View("state"),),
+              stride: int = 1, rtol: float = 1e-5, dtype=torch.float32, device="cpu",
+              progress: Callable[[float], None] | None = None) -> PairNorms:
+    """log10 spectral and Frobenius norms of dz_s/dz_t for all grid pairs t <= s.
+
+    ``jac(steps)`` returns the analytic J_k for 1-based ``steps`` (K,) as (K, m, m).
+    ``stride`` > 1 keeps every grid_th time index (display resolution); each product is still
+    the exact product of every step in between.
+    """
+    grid = make_grid(T, stride)
+    K = len(grid)
+    spec = {v.name: np.full((K, K), np.nan) for v in views}
+    fro = {v.name: np.full((K, K), np.nan) for v in views}
+    for v in views:  # P(t, t) = I restricted to the view
+        np.fill_diagonal(spec[v.name], 0.0 if v.row_range == v.col_range else -np.inf)
+        np.fill_diagonal(fro[v.name], 0.5 * math.log10(v.size(m)) if v.row_range == v.col_range else -np.inf)
+    result = PairNorms(grid=grid, log10_spectral=spec, log10_frobenius=fro, rtol=rtol)
+    if K < 2:
+        return result
+
+    if stride == 1:
+        def blocks(j0: int, j1: int) -> tuple[Tensor, Tensor]:  # J_k for k in [j0, j1)
+            return jac(torch.arange(j0, j1, device=device)), None
+    else:
+        block_mats, block_logs = _block_products(jac, grid, device)
+
+        def blocks(j0: int, j1: int) -> tuple[Tensor, Tensor]:  # block j covers grid[j-1] -> grid[j]
+            return block_mats[j0 - 1:j1 - 1], block_logs[j0 - 1:j1 - 1]
+
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    chunk = max(1, min(K - 1, CHUNK_BYTES // (3 * m * m * itemsize)))
+    total_pairs, done = K * (K - 1) / 2, 0
+    for a0 in range(0, K - 1, chunk):
+        a1 = min(a0 + chunk, K - 1)
+        P = log_scale = None
+        warm = {v.name: _unit_start(a1 - a0, v.size(m), dtype, device) for v in views}
+        for L in range(1, K - a0):
+            a_end = min(a1, K - L)  # start indices a with a + L <= K - 1
+            nb = a_end - a0
+            B, B_log = blocks(a0 + L, a_end + L)
+            P = B.clone() if P is None else torch.bmm(B, P[:nb])
+            log_scale = torch.zeros(nb, dtype=torch.float64, device=device) if log_scale is None else log_scale[:nb]
+            if B_log is not None:
+                log_scale = log_scale + B_log
+            norms = torch.linalg.vector_norm(P, dim=(1, 2))
+            P /= torch.where(norms > 0, norms, 1)[:, None, None]
+            log_scale = log_scale + torch.log(norms.double())  # -inf once a product is exactly 0
+            rows_i, cols_i = np.arange(a0, a_end), np.arange(a0, a_end) + L
+            for v in views:
+                S = P if v.is_full() else P[:, v.rows, v.cols]
+                F2 = torch.ones(nb, dtype=P.dtype, device=device) if v.is_full() else (S * S).sum((1, 2))
+                sigma2, warm[v.name], n_cert, n_exact = certified_spectral(S, warm[v.name][:nb], F2, rtol)
+                result.certified += n_cert
+                result.exact += n_exact
+                log10_spec = (log_scale + 0.5 * torch.log(sigma2.double())) * LOG10E
+                log10_fro = (log_scale + 0.5 * torch.log(F2.double())) * LOG10E
+                spec[v.name][rows_i, cols_i] = log10_spec.cpu().numpy()
+                fro[v.name][rows_i, cols_i] = log10_fro.cpu().numpy()
+            done += nb
+            if progress is not None:
+                progress(min(1.0, done / total_pairs))
+    return result
+
+
+def product(jac: Callable[[Tensor], Tensor], t: int, s: int, m: int, dtype=torch.float64, device="cpu") -> tuple[Tensor, float]:
+    """dz_s/dz_t = J_s ... J_{t+1} as (normalised matrix (m, m), natural-log scale)."""
+    P = torch.eye(m, dtype=dtype, device=device)
+    log_scale = 0.0
+    for k0 in range(t + 1, s + 1, 64):
+        J = jac(torch.arange(k0, min(k0 + 64, s + 1), device=device)).to(dtype)
+        for Jk in J:
+            P = Jk @ P
+            norm = float(torch.linalg.matrix_norm(P))
+            if norm == 0.0:
+                return P, -math.inf
+            P /= norm
+            log_scale += math.log(norm)
+    return P, log_scale
+
+
+def log10_singular_values(jac: Callable[[Tensor], Tensor], t: int, s: int, m: int, device="cpu") -> np.ndarray:
+    """log10 of all singular values of dz_s/dz_t, descending, (m,), from a float64 SVD."""
+    P, log_scale = product(jac, t, s, m, device=device)
+    with np.errstate(divide="ignore"):
+        return np.log10(torch.linalg.svdvals(P).cpu().numpy()) + log_scale * LOG10E
+
+
+def backprop_log(jac: Callable[[Tensor], Tensor], seed_grad: Tensor, T: int) -> tuple[Tensor, np.ndarray]:
+    r"""dL/dz_t for t = 0..T from dL/dz_T, in log space.
+
+    .. math:: \delta_{t-1} = \delta_t J_t
+
+    Returns (unit-norm deltas (T+1, m), natural-log norms (T+1,)).
+    """
+    m = seed_grad.shape[-1]
+    deltas = torch.empty(T + 1, m, dtype=seed_grad.dtype, device=seed_grad.device)
+    logs = np.zeros(T + 1)
+    norm0 = float(seed_grad.norm())
+    deltas[T], logs[T] = seed_grad / norm0, math.log(norm0)
+    delta, log_scale = deltas[T], logs[T]
+    for k1 in range(T, 0, -64):
+        J = jac(torch.arange(max(1, k1 - 63), k1 + 1, device=seed_grad.device))  # (., m, m)
+        for i in range(J.shape[0] - 1, -1, -1):
+            k = k1 - (J.shape[0] - 1 - i)
+            delta = delta @ J[i]
+            norm = float(delta.norm())
+            if norm == 0.0:
+                deltas[:k] = 0.0
+                logs[:k] = -math.inf
+                return deltas, logs
+            delta = delta / norm
+            log_scale += math.log(norm)
+            deltas[k - 1], logs[k - 1] = delta, log_scale
+    return deltas, logs
