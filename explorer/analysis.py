@@ -25,7 +25,8 @@ from .cells import GAMMA, RecurrentCell, Trace, build_cell, make_inputs
 from .config import ExperimentConfig
 from .jacobian import LOG10E, PairNorms, View, all_pairs, backprop_log, log10_singular_values
 
-APP_FLOP_BUDGET = 2.0e11  # about 2 s of float32 matmuls on 2 laptop cores
+APP_FLOP_BUDGET = 6.0e11  # about 4 s of float32 matmuls on 2 laptop cores
+PAIR_COST = 2.5  # matmul-equivalents per grid pair: the product, norms and the spectral certificate
 DISPLAY_MAX = 300  # heatmap cells per axis sent to the browser
 
 
@@ -62,16 +63,22 @@ class Analysis:
                 self.pairs.log10_frobenius[view][::-1, -1].copy())
 
 
-def auto_stride(config: ExperimentConfig, budget_flops: float = APP_FLOP_BUDGET) -> int:
-    """Smallest grid stride whose all-pairs products fit the FLOP budget (deterministic,
-    so a shared link gives the same picture): T/stride blocks of stride steps, then
-    (T/stride)^2/2 block products, each 2 m^3 flops."""
+def analysis_flops(config: ExperimentConfig, stride: int) -> float:
+    """Estimated float ops of :func:`analyze` at a grid stride: the product at ``lag``,
+    T steps folded into blocks (stride > 1), and the grid pairs; each matmul 2 m^3."""
     m = config.hidden * (2 if config.cell == "lstm" else 1)
     T = config.seq_len
+    K = math.ceil(T / stride) + 1
+    matmuls = config.lag + (T if stride > 1 else 0) + PAIR_COST * K * (K - 1) / 2
+    return matmuls * 2.0 * m**3
+
+
+def auto_stride(config: ExperimentConfig, budget_flops: float = APP_FLOP_BUDGET) -> int:
+    """Smallest grid stride that fits the FLOP budget. It depends on the config alone,
+    not on the machine's speed, so a shared link gives the same picture."""
+    T = config.seq_len
     for stride in range(1, T + 1):
-        K = math.ceil(T / stride) + 1
-        matmuls = (T if stride > 1 else 0) + K * (K - 1) / 2
-        if matmuls * 2 * m**3 <= budget_flops:
+        if analysis_flops(config, stride) <= budget_flops:
             return stride
     return T
 
@@ -125,7 +132,7 @@ def analyze(config: ExperimentConfig, *, stride: int = 1, device: torch.device |
                       dtype=trace.z.dtype, device=device, progress=progress)
     contrib, grad_norms = contributions(cell, trace, jac)
     lag = config.lag
-    singular = log10_singular_values(jac, T - lag, T, m, device=device)
+    singular = log10_singular_values(jac, T - lag, T, m, dtype=trace.z.dtype, device=device)
     blocks = cell.recurrent_blocks().double().cpu()
     eig = torch.linalg.eigvals(blocks).reshape(-1).numpy()
     rate = None

@@ -181,7 +181,7 @@ def _init_recurrent(W: Tensor, scheme: str, gain: float, gen: torch.Generator, b
     n = W.shape[1]
     with torch.no_grad():
         for k in range(blocks):
-            block = torch.empty(n, n, dtype=W.dtype)
+            block = torch.empty(n, n, dtype=torch.float64)  # drawn in float64: same weights for either dtype
             if scheme == "pytorch":  # torch's RNN/LSTM/GRU default, U(-1/sqrt(n), 1/sqrt(n)); gain ignored
                 nn.init.uniform_(block, -1 / math.sqrt(n), 1 / math.sqrt(n), generator=gen)
             elif scheme == "gaussian":
@@ -208,8 +208,8 @@ def reset_default(module: nn.Module, hidden: int, gen: torch.Generator) -> None:
     bound = 1 / math.sqrt(hidden)
     with torch.no_grad():
         for name, p in module.named_parameters():
-            if name.startswith(("weight_", "bias_")):
-                nn.init.uniform_(p, -bound, bound, generator=gen)
+            if name.startswith(("weight_", "bias_")):  # drawn in float64: same weights for either dtype
+                p.copy_(nn.init.uniform_(torch.empty(p.shape, dtype=torch.float64), -bound, bound, generator=gen))
 
 
 def build_cell(config: ExperimentConfig, device: torch.device | str = "cpu") -> RecurrentCell:
@@ -241,7 +241,7 @@ def make_inputs(config: ExperimentConfig, batch: int = 1, device: torch.device |
 
     T, d, dtype = config.seq_len, config.input_size, DTYPES[config.dtype]
     if config.input == "gaussian":
-        x = torch.randn(T, batch, d, generator=generator(config.seed, 1), dtype=dtype)
+        x = torch.randn(T, batch, d, generator=generator(config.seed, 1), dtype=torch.float64).to(dtype)
     elif config.input == "zeros":
         x = torch.zeros(T, batch, d, dtype=dtype)
     else:  # period 25 steps; each feature and sequence shifted in phase

@@ -59,6 +59,8 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             object.__setattr__(self, f.name, check(f.name, getattr(self, f.name), SPECS))
+        if self.cell == "lstm" and self.hidden > 256:
+            raise ValueError(f"hidden must be in [1, 256] for cell=lstm (its state (h, c) has 2n units), got {self.hidden}")
         # the default lag may exceed a short sequence: clamp rather than refuse
         object.__setattr__(self, "lag", min(self.lag, self.seq_len))
 

@@ -1,0 +1,202 @@
+r"""Gated cells (LSTM, GRU) with ``torch.nn.LSTM``/``torch.nn.GRU``'s parameters, and
+their analytic Jacobians.
+
+The LSTM can be built in the lecture's stages, gate by gate: a gate absent from the
+stage is fixed at exactly 1 (its parameters stay, unused), so the state-dict always
+copies to and from ``torch.nn.LSTM``. The forget-gate bias can be set to a constant or
+to the chrono initialisation of Tallec & Ollivier (2018).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .cells import RecurrentCell, Trace
+from .config import ExperimentConfig
+
+LSTM_GATES = ("input", "forget", "output")
+
+
+def _params(module: nn.Module, blocks: int, input_size: int, hidden: int, dtype) -> None:
+    """torch.nn's single-layer parameters, uninitialised (``build_cell`` fills them)."""
+    kw = {"dtype": dtype}
+    module.weight_ih_l0 = nn.Parameter(torch.empty(blocks * hidden, input_size, **kw))
+    module.weight_hh_l0 = nn.Parameter(torch.empty(blocks * hidden, hidden, **kw))
+    module.bias_ih_l0 = nn.Parameter(torch.empty(blocks * hidden, **kw))
+    module.bias_hh_l0 = nn.Parameter(torch.empty(blocks * hidden, **kw))
+
+
+def _diag_mul(v: Tensor, W: Tensor) -> Tensor:
+    """diag(v) W for v (..., n) and W (n, k) or (..., n, k): (..., n, k)."""
+    return v[..., :, None] * W
+
+
+class LSTM(RecurrentCell):
+    r"""Long short-term memory, in torch's gate order i, f, g, o.
+
+    .. math::
+        a_t = W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh} = [a^i; a^f; a^g; a^o],\\
+        i_t = \sigma(a^i_t),\quad f_t = \sigma(a^f_t),\quad g_t = \tanh(a^g_t),\quad o_t = \sigma(a^o_t),\\
+        c_t = f_t \odot c_{t-1} + i_t \odot g_t, \qquad h_t = o_t \odot \tanh(c_t)
+
+    A gate absent from ``gates`` is 1: stage "input" is c_t = c_{t-1} + i_t g_t,
+    h_t = tanh(c_t); stage "input,output" drops only the forget gate. The state is
+    z_t = [h_t; c_t] and its Jacobian, with s' = \sigma' and W^x the gate's block of W_hh:
+
+    .. math::
+        \frac{\partial c_t}{\partial h_{t-1}} = \mathrm{diag}(c_{t-1} f'_t) W^f
+            + \mathrm{diag}(g_t i'_t) W^i + \mathrm{diag}(i_t (1 - g_t^2)) W^g, \qquad
+        \frac{\partial c_t}{\partial c_{t-1}} = \mathrm{diag}(f_t),\\
+        \frac{\partial h_t}{\partial z_{t-1}} = \mathrm{diag}(\tanh(c_t)\, o'_t) \frac{\partial a^o_t}{\partial z_{t-1}}
+            + \mathrm{diag}(o_t (1 - \tanh^2 c_t)) \frac{\partial c_t}{\partial z_{t-1}}
+
+    where f'_t = f_t (1 - f_t) for a present gate and 0 for an absent one (likewise i', o').
+
+    Shapes: weight_ih_l0 (4n, d), weight_hh_l0 (4n, n), bias_ih_l0 (4n), bias_hh_l0 (4n);
+    state z (..., B, 2n); Jacobians (K, B, 2n, 2n).
+    """
+
+    gate_blocks = 4
+
+    def __init__(self, input_size: int, hidden: int, gates: tuple[str, ...] = LSTM_GATES,
+                 dtype=torch.float32):
+        super().__init__()
+        unknown = set(gates) - set(LSTM_GATES)
+        if unknown:
+            raise ValueError(f"LSTM gates must be among {', '.join(LSTM_GATES)}, got {sorted(unknown)}")
+        self.hidden, self.state_size = hidden, 2 * hidden
+        self.gates = tuple(g for g in LSTM_GATES if g in gates)
+        _params(self, 4, input_size, hidden, dtype)
+
+    def step(self, drive: Tensor, z_prev: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        n = self.hidden
+        h, c = z_prev[..., :n], z_prev[..., n:]  # (..., B, n) each
+        a = drive + h @ self.weight_hh_l0.T + self.bias_hh_l0  # (..., B, 4n)
+        a_i, a_f, a_g, a_o = a.split(n, dim=-1)
+        ones = torch.ones_like(a_g)
+        i = torch.sigmoid(a_i) if "input" in self.gates else ones
+        f = torch.sigmoid(a_f) if "forget" in self.gates else ones
+        g = torch.tanh(a_g)
+        o = torch.sigmoid(a_o) if "output" in self.gates else ones
+        c_new = f * c + i * g
+        tanh_c = torch.tanh(c_new)
+        h_new = o * tanh_c
+        aux = {"gate_i": i, "gate_f": f, "gate_g": g, "gate_o": o, "tanh_c": tanh_c}
+        return torch.cat([h_new, c_new], dim=-1), aux
+
+    def _slope(self, name: str, gate: Tensor) -> Tensor:
+        """sigma'(a) = s (1 - s) for a present gate; an absent gate is constant."""
+        return gate * (1 - gate) if name in self.gates else torch.zeros_like(gate)
+
+    def jacobians(self, trace: Trace, steps: Tensor) -> Tensor:
+        idx = steps - 1
+        n = self.hidden
+        aux = {k: v[idx] for k, v in trace.aux.items()}  # (K, B, n) each
+        i, f, g, o, tanh_c = aux["gate_i"], aux["gate_f"], aux["gate_g"], aux["gate_o"], aux["tanh_c"]
+        c_prev = trace.z[idx][..., n:]  # (K, B, n)
+        W_i, W_f, W_g, W_o = self.weight_hh_l0.detach().split(n, dim=0)  # (n, n) each
+        dc_dh = (_diag_mul(c_prev * self._slope("forget", f), W_f)
+                 + _diag_mul(g * self._slope("input", i), W_i)
+                 + _diag_mul(i * (1 - g * g), W_g))  # (K, B, n, n)
+        dc_dc = torch.diag_embed(f)  # (K, B, n, n)
+        through_c = o * (1 - tanh_c * tanh_c)  # dh_t/dc_t, (K, B, n)
+        dh_dh = _diag_mul(tanh_c * self._slope("output", o), W_o) + _diag_mul(through_c, dc_dh)
+        dh_dc = torch.diag_embed(through_c * f)
+        top = torch.cat([dh_dh, dh_dc], dim=-1)  # (K, B, n, 2n)
+        bottom = torch.cat([dc_dh, dc_dc], dim=-1)
+        return torch.cat([top, bottom], dim=-2).detach()  # (K, B, 2n, 2n)
+
+
+class GRU(RecurrentCell):
+    r"""Gated recurrent unit, torch's variant (b_hn inside the reset product), gates r, z, n.
+
+    .. math::
+        r_t = \sigma(W_{ir} x_t + b_{ir} + W_{hr} h_{t-1} + b_{hr}), \qquad
+        z_t = \sigma(W_{iz} x_t + b_{iz} + W_{hz} h_{t-1} + b_{hz}),\\
+        n_t = \tanh(W_{in} x_t + b_{in} + r_t \odot (W_{hn} h_{t-1} + b_{hn})), \qquad
+        h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}
+
+    Jacobian, with u_t = W_{hn} h_{t-1} + b_{hn}:
+
+    .. math::
+        \frac{\partial h_t}{\partial h_{t-1}} = \mathrm{diag}(z_t)
+            + \mathrm{diag}((h_{t-1} - n_t) z_t (1 - z_t)) W_{hz}
+            + \mathrm{diag}((1 - z_t)(1 - n_t^2)) \big[\mathrm{diag}(u_t r_t (1 - r_t)) W_{hr}
+            + \mathrm{diag}(r_t) W_{hn}\big]
+
+    Shapes: weight_ih_l0 (3n, d), weight_hh_l0 (3n, n), bias_ih_l0 (3n), bias_hh_l0 (3n);
+    state h (..., B, n); Jacobians (K, B, n, n).
+    """
+
+    gate_blocks = 3
+
+    def __init__(self, input_size: int, hidden: int, dtype=torch.float32):
+        super().__init__()
+        self.hidden = self.state_size = hidden
+        _params(self, 3, input_size, hidden, dtype)
+
+    def step(self, drive: Tensor, z_prev: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        n = self.hidden
+        recur = z_prev @ self.weight_hh_l0.T + self.bias_hh_l0  # (..., B, 3n)
+        d_r, d_z, d_n = drive.split(n, dim=-1)
+        u_r, u_z, u_n = recur.split(n, dim=-1)
+        r = torch.sigmoid(d_r + u_r)
+        z = torch.sigmoid(d_z + u_z)
+        cand = torch.tanh(d_n + r * u_n)  # b_hn sits inside the reset product
+        h = (1 - z) * cand + z * z_prev
+        return h, {"gate_r": r, "gate_z": z, "gate_n": cand, "hn": u_n}
+
+    def jacobians(self, trace: Trace, steps: Tensor) -> Tensor:
+        idx = steps - 1
+        n = self.hidden
+        r, z = trace.aux["gate_r"][idx], trace.aux["gate_z"][idx]  # (K, B, n)
+        cand, u_n = trace.aux["gate_n"][idx], trace.aux["hn"][idx]
+        h_prev = trace.z[idx]  # (K, B, n)
+        W_r, W_z, W_n = self.weight_hh_l0.detach().split(n, dim=0)  # (n, n) each
+        dcand = _diag_mul(u_n * r * (1 - r), W_r) + _diag_mul(r, W_n)  # d(pre-tanh)/dh, (K, B, n, n)
+        J = (_diag_mul((h_prev - cand) * z * (1 - z), W_z)
+             + _diag_mul((1 - z) * (1 - cand * cand), dcand)
+             + torch.diag_embed(z))
+        return J.detach()  # (K, B, n, n)
+
+
+def build_gated(config: ExperimentConfig, dtype) -> RecurrentCell:
+    """The uninitialised LSTM or GRU that ``config.cell`` names (``build_cell`` seeds it)."""
+    if config.cell == "lstm":
+        return LSTM(config.input_size, config.hidden, tuple(config.gates.split(",")), dtype=dtype)
+    if config.cell == "gru":
+        return GRU(config.input_size, config.hidden, dtype=dtype)
+    raise ValueError(f"build_gated makes lstm or gru, got {config.cell!r}")
+
+
+def init_forget_bias(cell: RecurrentCell, config: ExperimentConfig, gen: torch.Generator) -> None:
+    r"""Set the LSTM's forget-gate bias from ``config.forget_bias``, in place.
+
+    "default" keeps torch's U(-1/sqrt(n), 1/sqrt(n)); a number b puts the whole forget
+    pre-activation bias on b_ih (b_ih^f = b, b_hh^f = 0); "chrono" (Tallec & Ollivier 2018)
+    draws
+
+    .. math::
+        b^f = \log u,\quad u \sim U[1, T_{max} - 1], \qquad b^i = -b^f
+
+    with T_max = max(seq_len, 3), again on b_ih with the i and f blocks of b_hh zeroed.
+
+    Shapes: bias_ih_l0, bias_hh_l0 (4n); blocks i = [0, n), f = [n, 2n).
+    """
+    if not isinstance(cell, LSTM) or config.forget_bias == "default":
+        return
+    n = cell.hidden
+    f_block, i_block = slice(n, 2 * n), slice(0, n)
+    with torch.no_grad():
+        b_ih, b_hh = cell.bias_ih_l0, cell.bias_hh_l0
+        if config.forget_bias == "chrono":
+            t_max = max(config.seq_len, 3)  # U[1, T_max - 1] must be a non-empty range
+            # u and log u in float64, rounded once to the parameter's dtype
+            u = 1.0 + (t_max - 2) * torch.rand(n, generator=gen, dtype=torch.float64)
+            b_f = torch.log(u).to(device=b_ih.device, dtype=b_ih.dtype)
+            b_ih[f_block] = b_f
+            b_ih[i_block] = -b_f
+            b_hh[i_block] = 0.0
+        else:
+            b_ih[f_block] = float(config.forget_bias)
+        b_hh[f_block] = 0.0
