@@ -1,0 +1,44 @@
+"""RNN Gradient Explorer: the entry script and its Overview page.
+
+Multipage layout: Streamlit's ``pages/`` folder beside this script. The entry script does
+not call ``st.navigation``, so Streamlit builds the same navigation from the folder on
+every request, the very first deep link to a fresh server included.
+"""
+import streamlit as st
+
+import ui
+
+ui.page_setup("Overview", "🔁")
+st.title("RNN Gradient Explorer")
+st.markdown(
+    "Why do gradients **vanish** or **explode** through time, and what does each fix do about it? "
+    "Pick a cell, an initialisation and a sequence length; every number on these pages is computed "
+    "with PyTorch and checked against `torch.autograd` and the `torch.nn` modules.")
+
+st.header("1 · The simple RNN")
+st.latex(r"h_t = g\left(W_x x_t + b_x + W_h h_{t-1} + b_h\right) = g\!\left(W \begin{pmatrix} x_t \\ h_{t-1} \end{pmatrix} + b\right)")
+st.header("2 · The vanishing-gradient product")
+st.markdown("For a loss at the last step, backpropagation through time sums one term per step, "
+            "and each term carries a product of Jacobians:")
+st.latex(r"\frac{\partial L}{\partial W_x} = \sum_{t=1}^{T} \frac{\partial L}{\partial y_T}\frac{\partial y_T}{\partial h_T}"
+         r"\Big(\prod_{k=t}^{T-1} \frac{\partial h_{k+1}}{\partial h_k}\Big)\frac{\partial h_t}{\partial W_x},"
+         r"\qquad \frac{\partial h_{k+1}}{\partial h_k} = \mathrm{diag}\big(g'(a_{k+1})\big)\, W_h")
+st.latex(r"\Big\|\frac{\partial h_{k+1}}{\partial h_k}\Big\|_2 < 1 \;(>1) \;\Rightarrow\; \text{vanishing (exploding) gradient},"
+         r"\qquad \Big\|\frac{\partial h_s}{\partial h_t}\Big\|_2 \le \big(\gamma\,\sigma_{\max}(W_h)\big)^{s-t}")
+st.markdown("The **Simple RNN** page draws the norm of every partial product ∂h_s/∂h_t as a map, "
+            "the lecture's bound beside the measured curve, the per-step terms of the sum, and the "
+            "spectra of W_h and of the product.")
+st.header("3 · The fixes")
+st.markdown(
+    "- **Residual connections**: y = x + f(x) ⇒ ∂y/∂x = I + ∂f/∂x (toggle *residual*).\n"
+    "- **Normalisation**: layer norm, or recurrent batch norm (choose *normalisation*).\n"
+    "- **Xavier and orthogonal initialisation**: if W_h W_hᵀ = I then ‖∂h_{k+1}/∂h_k‖₂ = ‖g′‖₂.\n"
+    "- **Orthogonal regularisation** (+ λ‖W_hᵀW_h − I‖²_F) and **Riemannian optimisation** only act "
+    "while training: see the **Training Lab**.")
+st.header("4 · LSTM, one gate at a time, and the GRU")
+st.latex(r"c_t = f_t\, c_{t-1} + i_t\, g_t,\qquad h_t = o_t \tanh(c_t)")
+st.markdown("With only the input gate, ∂c_t/∂c_{t−1} = I: the *constant error carousel*. "
+            "The **LSTM and GRU** page builds the cell stage by stage and overlays the simple RNN.")
+st.divider()
+st.markdown("Every control lives in the URL, seed included: copy the address bar to share the exact picture. "
+            "Every chart's data can be downloaded. The same numbers come from `python -m explorer analyze --json`.")

@@ -1,0 +1,213 @@
+"""Plotly figures from plain arrays. Never calls Streamlit.
+
+Sized for a projector: large fonts, a white template, a diverging scale centred at 0 for
+log-norms (blue = vanishing, red = exploding). Heatmaps are decimated for display only
+(at most ``max_cells`` per axis); the full data goes to the downloads.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+FONT = dict(size=16)
+DIVERGING = "RdBu_r"  # blue below 0 (vanishing), red above (exploding)
+GATE_SCALE = "Viridis"
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f")
+
+
+def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 460) -> go.Figure:
+    fig.update_layout(template="plotly_white", font=FONT, height=height, title=dict(text=title, x=0.01),
+                      margin=dict(l=70, r=30, t=60, b=60), legend=dict(orientation="h", y=-0.18))
+    fig.update_xaxes(title_text=x)
+    fig.update_yaxes(title_text=y)
+    return fig
+
+
+def decimate(n: int, max_cells: int) -> np.ndarray:
+    """Indices 0..n-1 thinned to at most ``max_cells``, always keeping the last."""
+    if n <= max_cells:
+        return np.arange(n)
+    return np.unique(np.r_[np.linspace(0, n - 1, max_cells).round().astype(int), n - 1])
+
+
+def _finite_or_nan(a: np.ndarray) -> np.ndarray:
+    out = np.asarray(a, dtype=np.float64).copy()
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def jacobian_heatmap(grid: np.ndarray, log10_map: np.ndarray, *, title: str, quantity: str = "log10 ‖∂h_s/∂h_t‖₂",
+                     max_cells: int = 300) -> go.Figure:
+    """Heatmap of ``log10_map[i, j]`` = log10 norm of dz_{grid[j]}/dz_{grid[i]} over (t, s).
+
+    x is the start t (where the gradient arrives), y the end s (where it starts); only t <= s
+    exists. Exact zeros (-inf) and t > s are left blank.
+    """
+    keep = decimate(len(grid), max_cells)
+    z = _finite_or_nan(log10_map[np.ix_(keep, keep)].T).astype(np.float32)  # rows = s, cols = t
+    limit = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
+    fig = go.Figure(go.Heatmap(
+        x=grid[keep], y=grid[keep], z=z, colorscale=DIVERGING, zmid=0.0, zmin=-limit, zmax=limit,
+        colorbar=dict(title=dict(text="log10", side="right")),
+        hovertemplate="t = %{x}<br>s = %{y}<br>" + quantity + " = %{z:.3f}<extra></extra>"))
+    fig.update_yaxes(scaleanchor="x", scaleratio=1, constrain="domain")
+    return _layout(fig, title, "t (earlier step)", "s (later step)", height=560)
+
+
+def lag_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, title: str,
+               bound: tuple[np.ndarray, np.ndarray] | None = None, y: str = "log10 ‖∂h_T/∂h_(T−k)‖₂") -> go.Figure:
+    """log10 norm against lag k for one or more named series, with the optional bound."""
+    fig = go.Figure()
+    for i, (name, (lags, values)) in enumerate(curves.items()):
+        fig.add_trace(go.Scatter(x=lags, y=_finite_or_nan(values), name=name, mode="lines",
+                                 line=dict(color=PALETTE[i % len(PALETTE)], width=3),
+                                 hovertemplate="k = %{x}<br>%{y:.3f}<extra>" + name + "</extra>"))
+    if bound is not None:
+        fig.add_trace(go.Scatter(x=bound[0], y=_finite_or_nan(bound[1]), name="bound k·log10(γ σ_max)",
+                                 mode="lines", line=dict(color="black", dash="dash", width=2)))
+    fig.add_hline(y=0, line=dict(color="grey", width=1))
+    return _layout(fig, title, "lag k = T − t", y)
+
+
+def contributions_figure(log10_terms: np.ndarray, *, title: str) -> go.Figure:
+    """Per-step terms of the lecture's sum dL/dW_x = sum_t C_t: log10 ||C_t|| (bars) and
+    the share of the total carried by steps >= t (line, right axis)."""
+    steps = np.arange(1, len(log10_terms) + 1)
+    finite = np.isfinite(log10_terms)
+    top = np.max(log10_terms[finite]) if finite.any() else 0.0
+    weights = np.where(finite, 10.0 ** (np.where(finite, log10_terms, top) - top), 0.0)
+    share = np.cumsum(weights[::-1])[::-1] / max(weights.sum(), 1e-300)
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Bar(x=steps, y=_finite_or_nan(log10_terms), name="log10 ‖C_t‖", marker_color=PALETTE[0],
+                         hovertemplate="t = %{x}<br>log10 ‖C_t‖ = %{y:.3f}<extra></extra>"), secondary_y=False)
+    fig.add_trace(go.Scatter(x=steps, y=share, name="share of Σ‖C‖ from steps ≥ t", mode="lines",
+                             line=dict(color=PALETTE[1], width=3)), secondary_y=True)
+    fig.update_yaxes(title_text="share", range=[0, 1.05], secondary_y=True)
+    _layout(fig, title, "step t", "log10 ‖C_t‖_F")
+    return fig
+
+
+def eigenvalue_figure(eigenvalues: np.ndarray, *, title: str, names: Sequence[str] = ("W_hh",)) -> go.Figure:
+    """Eigenvalues in the complex plane with the unit circle; one colour per n x n block."""
+    fig = go.Figure()
+    theta = np.linspace(0, 2 * np.pi, 361)
+    fig.add_trace(go.Scatter(x=np.cos(theta), y=np.sin(theta), mode="lines", name="unit circle",
+                             line=dict(color="grey", dash="dot")))
+    for i, (name, block) in enumerate(zip(names, np.array_split(eigenvalues, len(names)))):
+        fig.add_trace(go.Scatter(x=block.real, y=block.imag, mode="markers", name=name,
+                                 marker=dict(size=8, color=PALETTE[i % len(PALETTE)], opacity=0.8),
+                                 hovertemplate="%{x:.4f} %{y:+.4f}i<extra>" + name + "</extra>"))
+    fig.update_yaxes(scaleanchor="x", scaleratio=1)
+    return _layout(fig, title, "Re λ", "Im λ")
+
+
+def singular_values_figure(log10_values: Mapping[str, np.ndarray], *, title: str) -> go.Figure:
+    """log10 sigma_i against index i (descending), one series per name."""
+    fig = go.Figure()
+    for i, (name, values) in enumerate(log10_values.items()):
+        fig.add_trace(go.Scatter(x=np.arange(1, len(values) + 1), y=_finite_or_nan(values), name=name,
+                                 mode="lines+markers", marker=dict(size=6), line=dict(color=PALETTE[i % len(PALETTE)]),
+                                 hovertemplate="i = %{x}<br>log10 σ_i = %{y:.3f}<extra></extra>"))
+    fig.add_hline(y=0, line=dict(color="grey", width=1))
+    return _layout(fig, title, "index i", "log10 σ_i")
+
+
+def gate_heatmaps(gates: Mapping[str, np.ndarray], *, title: str, max_cells: int = 300) -> go.Figure:
+    """One heatmap per gate over (step, unit), on one shared [0, 1] scale (tanh gate g on [-1, 1])."""
+    names = list(gates)
+    fig = make_subplots(rows=len(names), cols=1, shared_xaxes=True, vertical_spacing=0.04,
+                        subplot_titles=[f"gate {k}" for k in names])
+    for row, name in enumerate(names, start=1):
+        values = gates[name]  # (T, n)
+        keep_t, keep_u = decimate(values.shape[0], max_cells), decimate(values.shape[1], max_cells)
+        signed = name in ("g", "n")
+        fig.add_trace(go.Heatmap(
+            x=keep_t + 1, y=keep_u, z=values[np.ix_(keep_t, keep_u)].T.astype(np.float32),
+            colorscale="RdBu_r" if signed else GATE_SCALE, zmin=-1 if signed else 0, zmax=1,
+            showscale=row == 1 or signed, colorbar=dict(len=0.3, y=1 - (row - 0.5) / len(names)),
+            hovertemplate="t = %{x}<br>unit %{y}<br>" + name + " = %{z:.3f}<extra></extra>"), row=row, col=1)
+        fig.update_yaxes(title_text="unit", row=row, col=1)
+    _layout(fig, title, "", "", height=190 * len(names) + 120)
+    fig.update_xaxes(title_text="step t", row=len(names), col=1)
+    return fig
+
+
+def saturation_figure(shares: Mapping[str, np.ndarray], *, title: str) -> go.Figure:
+    """Share of units per step whose gate is below 0.05 or above 0.95."""
+    fig = go.Figure()
+    for i, (name, share) in enumerate(shares.items()):
+        fig.add_trace(go.Scatter(x=np.arange(1, len(share) + 1), y=share, name=f"gate {name}", mode="lines",
+                                 line=dict(color=PALETTE[i % len(PALETTE)], width=3)))
+    fig.update_yaxes(range=[0, 1.02])
+    return _layout(fig, title, "step t", "share of units saturated")
+
+
+def trajectories_figure(values: np.ndarray, units: Sequence[int], *, title: str, y: str) -> go.Figure:
+    """Lines of ``values[:, u]`` (T+1, n) over t = 0..T for the chosen units."""
+    fig = go.Figure()
+    steps = np.arange(values.shape[0])
+    for i, u in enumerate(units):
+        fig.add_trace(go.Scatter(x=steps, y=values[:, u], name=f"unit {u}", mode="lines",
+                                 line=dict(color=PALETTE[i % len(PALETTE)], width=2)))
+    return _layout(fig, title, "step t", y)
+
+
+def state_heatmap(values: np.ndarray, *, title: str, name: str, max_cells: int = 300) -> go.Figure:
+    """A state (T+1, n) over (step, unit) on a diverging scale centred at 0."""
+    keep_t, keep_u = decimate(values.shape[0], max_cells), decimate(values.shape[1], max_cells)
+    z = values[np.ix_(keep_t, keep_u)].T.astype(np.float32)
+    limit = float(np.max(np.abs(z))) or 1.0
+    fig = go.Figure(go.Heatmap(x=keep_t, y=keep_u, z=z, colorscale=DIVERGING, zmid=0, zmin=-limit, zmax=limit,
+                               hovertemplate="t = %{x}<br>unit %{y}<br>" + name + " = %{z:.3f}<extra></extra>"))
+    return _layout(fig, title, "step t", "unit")
+
+
+def loss_figure(runs: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], baseline: float, *,
+                title: str) -> go.Figure:
+    """Training and evaluation loss per run (steps, loss, eval loss), with the trivial baseline."""
+    fig = go.Figure()
+    for i, (name, (steps, loss, eval_loss)) in enumerate(runs.items()):
+        color = PALETTE[i % len(PALETTE)]
+        fig.add_trace(go.Scatter(x=steps, y=_finite_or_nan(loss), name=f"{name}: train", mode="lines",
+                                 line=dict(color=color, width=1.5), opacity=0.6))
+        fig.add_trace(go.Scatter(x=steps, y=_finite_or_nan(eval_loss), name=f"{name}: eval", mode="lines",
+                                 line=dict(color=color, width=3)))
+    fig.add_hline(y=baseline, line=dict(color="black", dash="dash"),
+                  annotation_text=f"baseline {baseline:.4g}", annotation_position="top right")
+    fig.update_yaxes(type="log")
+    return _layout(fig, title, "training step", "loss")
+
+
+def grad_flow_heatmap(steps: np.ndarray, log10_flow: np.ndarray, *, title: str, max_cells: int = 300) -> go.Figure:
+    """log10 ||dL/dh_t|| over (training step, t): rows are records, columns t = 1..T."""
+    keep_r, keep_t = decimate(len(steps), max_cells), decimate(log10_flow.shape[1], max_cells)
+    z = _finite_or_nan(log10_flow[np.ix_(keep_r, keep_t)]).astype(np.float32)
+    fig = go.Figure(go.Heatmap(x=keep_t + 1, y=steps[keep_r], z=z, colorscale="Viridis",
+                               colorbar=dict(title=dict(text="log10", side="right")),
+                               hovertemplate="t = %{x}<br>step %{y}<br>log10 ‖∂L/∂h_t‖ = %{z:.3f}<extra></extra>"))
+    return _layout(fig, title, "time step t", "training step")
+
+
+def series_figure(runs: Mapping[str, tuple[np.ndarray, np.ndarray]], *, title: str, y: str, log_y: bool = False) -> go.Figure:
+    """Plain lines (x, y) per named series."""
+    fig = go.Figure()
+    for i, (name, (x, values)) in enumerate(runs.items()):
+        fig.add_trace(go.Scatter(x=x, y=_finite_or_nan(values), name=name, mode="lines",
+                                 line=dict(color=PALETTE[i % len(PALETTE)], width=3)))
+    if log_y:
+        fig.update_yaxes(type="log", exponentformat="power")
+    return _layout(fig, title, "training step", y)
+
+
+def singular_values_over_training(steps: np.ndarray, values: np.ndarray, *, title: str) -> go.Figure:
+    """Each singular value of W_hh (columns of ``values``, records x n) over training."""
+    fig = go.Figure()
+    for i in decimate(values.shape[1], 64):
+        fig.add_trace(go.Scatter(x=steps, y=values[:, i], mode="lines", showlegend=False,
+                                 line=dict(width=1.5, color=PALETTE[0]), opacity=0.5,
+                                 hovertemplate=f"σ_{i + 1}" + " = %{y:.4f}<extra></extra>"))
+    fig.add_hline(y=1.0, line=dict(color="black", dash="dash"))
+    return _layout(fig, title, "training step", "σ_i(W_hh)")
