@@ -103,7 +103,8 @@ class TrainConfig:
         return {"model": self.model.to_dict(), **{k: v for k, v in dataclasses.asdict(self).items() if k != "model"}}
 
     def to_query(self) -> dict[str, str]:
-        return {**self.model.to_query(), **to_query(self)}
+        own = {f.name: _format(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "model"}
+        return {**self.model.to_query(), **own}
 
 
 SPECS: dict[str, Spec] = {
@@ -218,7 +219,7 @@ def _format(value: Any) -> str:
 
 
 def to_query(config: ExperimentConfig | TrainConfig) -> dict[str, str]:
-    """Every field as a string, model fields first; ``TrainConfig`` adds its own."""
+    """Every field as a string (the seed always included); ``TrainConfig`` adds its own after the model's."""
     if isinstance(config, TrainConfig):
         return config.to_query()
     return {f.name: _format(getattr(config, f.name)) for f in dataclasses.fields(config)}
