@@ -16,7 +16,7 @@ import streamlit as st
 import explorer  # noqa: F401  (torch thread pool and flush-denormal before any torch op)
 from explorer import plots  # noqa: F401
 from explorer.analysis import Analysis, analyze, auto_stride
-from explorer.config import SPECS, ExperimentConfig, from_query, to_query
+from explorer.config import SPECS, ExperimentConfig, fit, from_query, to_query
 from explorer.export import json_bytes
 
 PLOT_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
@@ -26,6 +26,11 @@ LABELS = {
     "seed": "seed", "dtype": "precision", "lag": "lag k for singular values", "gates": "LSTM stage (gates)",
     "forget_bias": "forget-gate bias", "residual": "residual h_t = h_(t-1) + g(a_t)", "norm": "normalisation",
     "batch": "batch (batch-norm statistics)", "cell": "cell",
+}
+
+CHOICE_LABELS = {
+    "input": "1 · input gate only", "input,output": "2 · + output gate", "input,forget,output": "3 · + forget gate (torch.nn.LSTM)",
+    "rnn": "simple RNN", "lstm": "LSTM", "gru": "GRU",
 }
 
 
@@ -39,10 +44,14 @@ def _widget(name: str, key: str, options: Sequence[str] | None = None) -> None:
     if name == "forget_bias":
         st.text_input(label, key=key, help="default, chrono (Tallec & Ollivier 2018), or a number such as 1")
     elif spec.choices is not None:
-        st.selectbox(label, options or spec.choices, key=key, help=spec.help)
+        st.selectbox(label, options or spec.choices, key=key, help=spec.help, format_func=lambda v: CHOICE_LABELS.get(v, v))
     elif kind is bool:
         st.toggle(label, key=key, help=spec.help)
-    elif name in ("hidden", "seq_len"):
+    elif name == "hidden":  # the LSTM's state (h, c) has 2n units: n <= 256 keeps maps within budget
+        top = 256 if st.session_state.get("cfg_cell") == "lstm" else int(spec.hi)
+        st.session_state[key] = min(st.session_state[key], top)
+        st.slider(label, 1, top, key=key, help=spec.help)
+    elif name == "seq_len":
         st.slider(label, int(spec.lo), int(spec.hi), key=key, help=spec.help)
     elif name == "lag":
         st.slider(label, 1, int(st.session_state["cfg_seq_len"]), key=key, help=spec.help)
@@ -70,8 +79,8 @@ def experiment_sidebar(fields: Sequence[str], *, choices: dict[str, Sequence[str
     for name, allowed in choices.items():
         if getattr(config, name) not in allowed:
             pinned[name] = allowed[0]
-    config = config.replace(**pinned)
-    for message in state.pop("cfg_warnings", []):  # once: the URL is rewritten below
+    config, clamped = fit(config, **pinned)
+    for message in state.pop("cfg_warnings", []) + clamped:  # once: the URL is rewritten below
         st.warning(message, icon="⚠️")
     with st.sidebar:
         st.subheader("Experiment")
@@ -84,7 +93,7 @@ def experiment_sidebar(fields: Sequence[str], *, choices: dict[str, Sequence[str
             _widget(name, key, choices.get(name))
     values = {name: state["cfg_" + name] for name in fields}
     try:
-        config = config.replace(**values, **pinned)
+        config = config.replace(**{**values, **pinned})
     except ValueError as err:  # e.g. a forget bias typed as text: keep the last good config
         st.sidebar.error(str(err))
     state["cfg"] = config

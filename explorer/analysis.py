@@ -142,7 +142,7 @@ def analyze(config: ExperimentConfig, *, stride: int = 1, device: torch.device |
         base = 1.0 + gamma_sigma if config.residual else gamma_sigma
         rate = math.log10(base) if base > 0 else -math.inf
     gates = {k: v[:, 0].double().cpu().numpy() for k, v in trace.gates.items()}
-    extras = {}
+    extras = {"saturation": saturation(gates, config)}
     if config.cell == "lstm":
         extras["direct_cell_path"] = direct_cell_path(gates["f"])
     return Analysis(
@@ -176,6 +176,25 @@ def direct_cell_path(forget: np.ndarray) -> dict[str, np.ndarray]:
     spectral = suffix.max(axis=1)
     frob = 0.5 * np.log10(np.sum(10.0 ** (2 * (suffix - spectral[:, None])), axis=1)) + spectral
     return {"lags": np.arange(len(suffix)), "log10_spectral": spectral, "log10_frobenius": frob}
+
+
+SATURATION = (0.05, 0.95)
+
+
+def saturation(gates: dict[str, np.ndarray], config: ExperimentConfig) -> dict[str, np.ndarray]:
+    """Share of units per step whose sigmoid gate is below 0.05 or above 0.95, (T,) per gate.
+
+    Only gates that exist: the LSTM's i and those of its stage (an absent gate is 1 by
+    construction), the GRU's r and z.
+    """
+    if config.cell == "lstm":
+        present = ["i"] + [name[0] for name in ("forget", "output") if name in config.gates.split(",")]
+    elif config.cell == "gru":
+        present = ["r", "z"]
+    else:
+        return {}
+    lo, hi = SATURATION
+    return {k: ((gates[k] < lo) | (gates[k] > hi)).mean(axis=1) for k in present}
 
 
 def _rtol(config: ExperimentConfig) -> float:

@@ -23,6 +23,7 @@ NORMS = ("none", "layer", "batch")
 TASKS = ("adding", "copy")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 ORTHO_PARAMS = ("none", "matrix_exp", "cayley")
+LSTM_MAX_HIDDEN = 256  # the LSTM state (h, c) has 2n units: n <= 256 keeps it within the RNN's 512
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,9 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             object.__setattr__(self, f.name, check(f.name, getattr(self, f.name), SPECS))
-        if self.cell == "lstm" and self.hidden > 256:
-            raise ValueError(f"hidden must be in [1, 256] for cell=lstm (its state (h, c) has 2n units), got {self.hidden}")
+        if self.cell == "lstm" and self.hidden > LSTM_MAX_HIDDEN:
+            raise ValueError(f"hidden must be in [1, {LSTM_MAX_HIDDEN}] for cell=lstm (its state (h, c) has 2n units), "
+                             f"got {self.hidden}")
         # the default lag may exceed a short sequence: clamp rather than refuse
         object.__setattr__(self, "lag", min(self.lag, self.seq_len))
 
@@ -261,11 +263,24 @@ def from_query(query: Mapping[str, Any], *, train: bool = False) -> tuple[Experi
     seq_len = values.get("seq_len", base.seq_len)
     if values.get("lag", 0) > seq_len:
         warnings.append(f"lag must be in 1..seq_len={seq_len}, got {values['lag']}; using {seq_len}.")
-    model = base.replace(**values)
+    model, more = fit(base, **values)
+    warnings += more
     if not train:
         return model, warnings
     train_values = _parse_fields(query, TRAIN_SPECS, _TRAIN_DEFAULTS, warnings)
     return TrainConfig(model=model, **train_values), warnings
+
+
+def fit(config: ExperimentConfig, **changes: Any) -> tuple[ExperimentConfig, list[str]]:
+    """``config.replace(**changes)``, resolving the one cross-field bound (an LSTM's hidden
+    size) by clamping, with a warning, instead of raising."""
+    merged = {**config.to_dict(), **changes}
+    warnings = []
+    if merged["cell"] == "lstm" and merged["hidden"] > LSTM_MAX_HIDDEN:
+        warnings.append(f"hidden must be in [1, {LSTM_MAX_HIDDEN}] for cell=lstm, got {merged['hidden']}; "
+                        f"using {LSTM_MAX_HIDDEN}.")
+        merged["hidden"] = LSTM_MAX_HIDDEN
+    return ExperimentConfig(**merged), warnings
 
 
 def from_dict(data: Mapping[str, Any]) -> ExperimentConfig | TrainConfig:
