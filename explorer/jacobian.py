@@ -72,9 +72,16 @@ class PairNorms:
     log10_spectral: dict[str, np.ndarray]  # view -> (K, K); [i, j] = pair (grid[i], grid[j]), NaN below diagonal
     log10_frobenius: dict[str, np.ndarray]  # view -> (K, K)
     rtol: float  # certified relative error of the spectral norms
-    certified: int = 0  # spectral norms certified by power iteration
-    exact: int = 0  # spectral norms from an SVD
-    stats: dict[str, float] = field(default_factory=dict)
+    tally: "Tally" = field(default_factory=lambda: Tally())
+
+    @property
+    def certified(self) -> int:
+        """Spectral norms settled by a certificate (Ritz bound or Cholesky), not an eigen-solve."""
+        return self.tally.ritz + self.tally.cholesky
+
+    @property
+    def exact(self) -> int:
+        return self.tally.exact
 
 
 def make_grid(T: int, stride: int) -> np.ndarray:
@@ -120,13 +127,14 @@ def _ritz_step(S: Tensor, V: Tensor, F2: Tensor, rtol: float) -> tuple[Tensor, T
     return theta[:, 0], ok, applicable.any(1), V_next
 
 
-def _exact_top(S: Tensor) -> Tensor:
-    """sigma_1(S)^2 from the largest eigenvalue of the smaller Gram matrix (LAPACK).
+def _gram(S: Tensor) -> Tensor:
+    """The smaller Gram matrix, S^T S or S S^T: same nonzero eigenvalues sigma_i^2."""
+    return S.transpose(1, 2) @ S if S.shape[2] <= S.shape[1] else S @ S.transpose(1, 2)
 
-    LAPACK runs one matrix per thread at these sizes, so halves of a large batch go to
-    two threads (torch releases the GIL).
-    """
-    G = S.transpose(1, 2) @ S if S.shape[2] <= S.shape[1] else S @ S.transpose(1, 2)
+
+def _top_eigenvalue(G: Tensor) -> Tensor:
+    """lambda_max of a batch of symmetric G (LAPACK). At these sizes LAPACK runs one matrix
+    per thread, so halves of a large batch go to two threads (torch releases the GIL)."""
     if G.shape[0] < 16 or G.device.type != "cpu" or torch.get_num_threads() < 2:
         return torch.linalg.eigvalsh(G)[:, -1].clamp_min(0)
     half = G.shape[0] // 2
@@ -134,24 +142,45 @@ def _exact_top(S: Tensor) -> Tensor:
     return torch.cat([f.result() for f in futures]).clamp_min(0)
 
 
-def certified_spectral(S: Tensor, V: Tensor, F2: Tensor, rtol: float, max_iter: int = 3) -> tuple[Tensor, Tensor, int, int]:
-    """sigma_1(S)^2 for a batch S (B, r, c), each within relative ``rtol`` (in sigma).
+@dataclass
+class Tally:
+    """How each spectral norm was settled."""
 
-    Returns (sigma^2, warm blocks for the next call, #certified, #exact).
+    ritz: int = 0  # Rayleigh-Ritz residual bound
+    cholesky: int = 0  # mu I - G positive definite (a Cholesky factorisation exists)
+    exact: int = 0  # LAPACK eigen-solve
+
+
+def certified_spectral(S: Tensor, V: Tensor, F2: Tensor, rtol: float, tally: Tally,
+                       max_iter: int = 3) -> tuple[Tensor, Tensor]:
+    """sigma_1(S)^2 for a batch S (B, r, c), each within relative ``rtol`` (in sigma), never above.
+
+    Three certificates, cheapest first: the Ritz residual bound of :func:`_ritz_step`; else,
+    with theta_1 from up to ``max_iter`` subspace steps, a Cholesky factorisation of
+    mu I - G for mu = theta_1 (1 + rtol)^2 exists iff every eigenvalue of G is below mu
+    (Sylvester); else an eigen-solve. Returns (sigma^2, warm blocks for the next call).
     """
-    theta, ok, applicable, V = _ritz_step(S, V, F2, rtol)
-    todo = torch.nonzero(~ok & applicable).squeeze(1)
-    for _ in range(max_iter - 1):  # refine only where the certificate applies but is loose
+    theta, ok, _, V = _ritz_step(S, V, F2, rtol)
+    todo = torch.nonzero(~ok).squeeze(1)
+    for _ in range(max_iter - 1):
         if todo.numel() == 0:
             break
-        th, ok_s, app_s, V_s = _ritz_step(S[todo], V[todo], F2[todo], rtol)
+        th, ok_s, _, V_s = _ritz_step(S[todo], V[todo], F2[todo], rtol)
         theta[todo], ok[todo], V[todo] = th, ok_s, V_s
-        todo = todo[~ok_s & app_s]
-    fallback = torch.nonzero(~ok).squeeze(1)
-    if fallback.numel():
-        theta[fallback] = _exact_top(S[fallback])
-    n_exact = int(fallback.numel())
-    return theta, V, S.shape[0] - n_exact, n_exact
+        todo = todo[~ok_s]
+    tally.ritz += S.shape[0] - int(todo.numel())
+    if todo.numel():
+        G = _gram(S[todo])
+        mu = theta[todo] * (1 + rtol) ** 2
+        eye = torch.eye(G.shape[-1], dtype=G.dtype, device=G.device)
+        _, info = torch.linalg.cholesky_ex(mu[:, None, None] * eye - G)
+        below = info == 0
+        tally.cholesky += int(below.sum())
+        rest = torch.nonzero(~below).squeeze(1)
+        if rest.numel():
+            theta[todo[rest]] = _top_eigenvalue(G[rest])
+            tally.exact += int(rest.numel())
+    return theta, V
 
 
 BlockFn = Callable[[int, int], tuple[Tensor, Tensor]]
@@ -197,6 +226,7 @@ def all_pairs(jac: Callable[[Tensor], Tensor], T: int, m: int, *, views: tuple[V
         np.fill_diagonal(spec[v.name], 0.0 if v.row_range == v.col_range else -np.inf)
         np.fill_diagonal(fro[v.name], 0.5 * math.log10(v.size(m)) if v.row_range == v.col_range else -np.inf)
     result = PairNorms(grid=grid, log10_spectral=spec, log10_frobenius=fro, rtol=rtol)
+    tally = result.tally
     if K < 2:
         return result
 
@@ -231,9 +261,7 @@ def all_pairs(jac: Callable[[Tensor], Tensor], T: int, m: int, *, views: tuple[V
             for v in views:
                 S = P if v.is_full() else P[:, v.rows, v.cols]
                 F2 = torch.ones(nb, dtype=P.dtype, device=device) if v.is_full() else (S * S).sum((1, 2))
-                sigma2, warm[v.name], n_cert, n_exact = certified_spectral(S, warm[v.name][:nb], F2, rtol)
-                result.certified += n_cert
-                result.exact += n_exact
+                sigma2, warm[v.name] = certified_spectral(S, warm[v.name][:nb], F2, rtol, tally)
                 log10_spec = (log_scale + 0.5 * torch.log(sigma2.double())) * LOG10E
                 log10_fro = (log_scale + 0.5 * torch.log(F2.double())) * LOG10E
                 spec[v.name][rows_i, cols_i] = log10_spec.cpu().numpy()
