@@ -8,16 +8,20 @@ not in ``pages/`` (where Streamlit would list it as a page).
 """
 from __future__ import annotations
 
-import dataclasses
+import time
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import streamlit as st
 
 import explorer  # noqa: F401  (torch thread pool and flush-denormal before any torch op)
 from explorer import plots  # noqa: F401
 from explorer.analysis import Analysis, analyze, auto_stride
-from explorer.config import SPECS, ExperimentConfig, fit, from_query, to_query
+from explorer.config import (LSTM_MAX_HIDDEN, SPECS, TRAIN_SPECS, ExperimentConfig, TrainConfig, field_type, fit,
+                             from_query, to_query)
 from explorer.export import json_bytes
+
+ALL_SPECS = {**SPECS, **TRAIN_SPECS}
 
 PLOT_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 LABELS = {
@@ -39,8 +43,7 @@ def page_setup(title: str, icon: str) -> None:
 
 
 def _widget(name: str, key: str, options: Sequence[str] | None = None) -> None:
-    spec, label = SPECS[name], LABELS[name]
-    kind = type(ExperimentConfig.__dataclass_fields__[name].default)
+    spec, label, kind = ALL_SPECS[name], LABELS.get(name, name.replace("_", " ")), field_type(name)
     if name == "forget_bias":
         st.text_input(label, key=key, help="default, chrono (Tallec & Ollivier 2018), or a number such as 1")
     elif spec.choices is not None:
@@ -48,58 +51,77 @@ def _widget(name: str, key: str, options: Sequence[str] | None = None) -> None:
     elif kind is bool:
         st.toggle(label, key=key, help=spec.help)
     elif name == "hidden":  # the LSTM's state (h, c) has 2n units: n <= 256 keeps maps within budget
-        top = 256 if st.session_state.get("cfg_cell") == "lstm" else int(spec.hi)
+        top = LSTM_MAX_HIDDEN if st.session_state.get(key.replace("hidden", "cell")) == "lstm" else int(spec.hi)
         st.session_state[key] = min(st.session_state[key], top)
         st.slider(label, 1, top, key=key, help=spec.help)
     elif name == "seq_len":
         st.slider(label, int(spec.lo), int(spec.hi), key=key, help=spec.help)
     elif name == "lag":
-        st.slider(label, 1, int(st.session_state["cfg_seq_len"]), key=key, help=spec.help)
+        st.slider(label, 1, int(st.session_state[key.replace("lag", "seq_len")]), key=key, help=spec.help)
     elif kind is int:
         st.number_input(label, int(spec.lo), int(spec.hi), step=1, key=key, help=spec.help)
     else:
-        st.number_input(label, float(spec.lo), float(spec.hi), step=0.05, format="%.4g", key=key, help=spec.help)
+        fmt, step = ("%.2e", 1e-4) if name == "lr" else ("%.4g", 0.05)
+        st.number_input(label, float(spec.lo), float(spec.hi), step=step, format=fmt, key=key, help=spec.help)
 
 
-def experiment_sidebar(fields: Sequence[str], *, choices: dict[str, Sequence[str]] | None = None,
-                       fixed: dict[str, Any] | None = None) -> ExperimentConfig:
-    """Sidebar widgets for ``fields``, two-way bound to the URL. ``fixed`` pins fields for this
-    page; ``choices`` narrows a field's options (an outside value falls back to the first)."""
+def _get(config: ExperimentConfig | TrainConfig, name: str) -> Any:
+    if isinstance(config, TrainConfig) and name in SPECS:
+        return getattr(config.model, name)
+    return getattr(config, name)
+
+
+def _fit(config: ExperimentConfig | TrainConfig, values: dict[str, Any]) -> tuple[Any, list[str]]:
+    if isinstance(config, TrainConfig):
+        model, warnings = fit(config.model, **{k: v for k, v in values.items() if k in SPECS})
+        return config.replace(model=model, **{k: v for k, v in values.items() if k not in SPECS}), warnings
+    return fit(config, **values)
+
+
+def config_sidebar(fields: Sequence[str], *, choices: dict[str, Sequence[str]] | None = None,
+                   fixed: dict[str, Any] | None = None, train: bool = False) -> Any:
+    """Sidebar widgets for ``fields``, two-way bound to the URL; returns the page's config
+    (an ``ExperimentConfig``, or a ``TrainConfig`` with ``train=True``). ``fixed`` pins fields
+    for this page; ``choices`` narrows a field's options (an outside value falls back to the first)."""
     choices, fixed = choices or {}, fixed or {}
+    prefix = "lab" if train else "cfg"
     query = st.query_params.to_dict()
     state = st.session_state
-    if "cfg" not in state or (query and query != state.get("cfg_query")):
-        config, warnings = from_query(query)
-        state["cfg_warnings"] = warnings
-        state["cfg"] = config
-        for f in dataclasses.fields(ExperimentConfig):
-            state.pop("cfg_" + f.name, None)  # widgets take the URL's values
-    config: ExperimentConfig = state["cfg"]
+    if prefix not in state or (query and query != state.get(f"{prefix}_query")):
+        config, warnings = from_query(query, train=train)
+        state[f"{prefix}_warnings"] = warnings
+        state[prefix] = config
+        for name in list(ALL_SPECS):
+            state.pop(f"{prefix}_{name}", None)  # widgets take the URL's values
+    config = state[prefix]
     pinned = dict(fixed)
     for name, allowed in choices.items():
-        if getattr(config, name) not in allowed:
+        if _get(config, name) not in allowed:
             pinned[name] = allowed[0]
-    config, clamped = fit(config, **pinned)
-    for message in state.pop("cfg_warnings", []) + clamped:  # once: the URL is rewritten below
+    config, clamped = _fit(config, pinned)
+    for message in state.pop(f"{prefix}_warnings", []) + clamped:  # once: the URL is rewritten below
         st.warning(message, icon="⚠️")
     with st.sidebar:
-        st.subheader("Experiment")
+        st.subheader("Training" if train else "Experiment")
         for name in fields:
-            key = "cfg_" + name
+            key = f"{prefix}_{name}"
             if key not in state:
-                state[key] = getattr(config, name)
+                state[key] = _get(config, name)
             if name == "lag":
-                state[key] = min(state[key], state.get("cfg_seq_len", config.seq_len))
+                state[key] = min(state[key], state.get(f"{prefix}_seq_len", config.seq_len))
             _widget(name, key, choices.get(name))
-    values = {name: state["cfg_" + name] for name in fields}
     try:
-        config = config.replace(**{**values, **pinned})
+        config, _ = _fit(config, {**{name: state[f"{prefix}_{name}"] for name in fields}, **pinned})
     except ValueError as err:  # e.g. a forget bias typed as text: keep the last good config
         st.sidebar.error(str(err))
-    state["cfg"] = config
-    state["cfg_query"] = to_query(config)
-    st.query_params.from_dict(state["cfg_query"])
+    state[prefix] = config
+    state[f"{prefix}_query"] = to_query(config)
+    st.query_params.from_dict(state[f"{prefix}_query"])
     return config
+
+
+def experiment_sidebar(fields: Sequence[str], **kwargs: Any) -> ExperimentConfig:
+    return config_sidebar(fields, **kwargs)
 
 
 def progress_bar(label: str) -> tuple[Callable[[float], None], Callable[[], None]]:
@@ -150,3 +172,71 @@ def chart(fig, explanation: str, downloads: Sequence[tuple[str, bytes, str]], ke
 def config_download(config, key: str) -> None:
     st.sidebar.download_button("⬇ config (JSON)", json_bytes(config.to_dict()), file_name="config.json",
                                mime="application/json", key=f"dl_cfg_{key}")
+
+
+LAB_FLOP_BUDGET = 1.6e12  # about 1.5x the default run (adding, T=50, LSTM n=64, 3000 steps): a minute or two
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _cached_training(config: TrainConfig):
+    """A finished run, cached by its config. Live charts are drawn while it trains; Streamlit
+    replays them on a cache hit, so they are throttled to one update a second."""
+    from explorer.train import train
+
+    live, status = st.empty(), st.empty()
+    last = [0.0]
+
+    def progress(partial) -> None:
+        st.session_state["lab_partial"] = partial  # survives a Stop (which interrupts this run)
+        now = time.perf_counter()
+        rec = partial.history[-1]
+        status.progress(rec["step"] / config.steps,
+                        text=f"step {rec['step']} / {config.steps} · eval loss {rec['eval_loss']:.4g} "
+                             f"(baseline {partial.baseline:.4g})")
+        if now - last[0] > 1.0 or rec["step"] >= config.steps:
+            last[0] = now
+            live.plotly_chart(loss_chart({"this run": partial}), width="stretch", config=PLOT_CONFIG)
+
+    result = train(config, progress=progress)
+    live.empty()
+    status.empty()
+    return result
+
+
+def run_label(config: TrainConfig) -> str:
+    m = config.model
+    cell = {"rnn": f"{m.activation} RNN", "lstm": "LSTM", "gru": "GRU"}[m.cell]
+    extras = [f"init={m.init}" + (f"×{m.gain:g}" if m.init != "pytorch" else "")]
+    if m.residual:
+        extras.append("residual")
+    if m.norm != "none":
+        extras.append(f"{m.norm} norm")
+    if config.ortho_reg:
+        extras.append(f"λ={config.ortho_reg:g}")
+    if config.orthogonal_param != "none":
+        extras.append(config.orthogonal_param)
+    return f"{cell} ({', '.join(extras)}) · {config.task} T={m.seq_len} · seed {m.seed}"
+
+
+def loss_chart(runs: dict) -> Any:
+    series = {name: (np.array([h["step"] for h in r.history]), np.array([h["loss"] for h in r.history], float),
+                     np.array([h["eval_loss"] for h in r.history], float)) for name, r in runs.items()}
+    baseline = next(iter(runs.values())).baseline
+    return plots.loss_figure(series, baseline, title="Loss against the trivial baseline (log scale)")
+
+
+def training(config: TrainConfig, start: bool):
+    """The run for ``config``: from the cache when this session finished it before, trained now
+    when ``start``; otherwise None (the partial result of a stopped run stays in the session)."""
+    done = st.session_state.setdefault("lab_done", {})
+    if config.flops() > LAB_FLOP_BUDGET:
+        st.error(f"This run needs about {config.flops():.2g} float ops; the app runs at most {LAB_FLOP_BUDGET:.2g} "
+                 "(fewer steps, a shorter T, a smaller batch or hidden size). The command line has no limit: "
+                 "`python -m explorer train ...`.")
+        return None
+    if not (start or config in done.values()):
+        return None
+    st.session_state.pop("lab_partial", None)
+    result = _cached_training(config)
+    done[run_label(config)] = config
+    return result

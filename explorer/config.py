@@ -97,6 +97,17 @@ class TrainConfig:
                 object.__setattr__(self, f.name, check(f.name, getattr(self, f.name), TRAIN_SPECS))
         if not isinstance(self.model, ExperimentConfig):
             raise ValueError("model must be an ExperimentConfig")
+        problem = _train_conflict(self.model, self.task, self.orthogonal_param)
+        if problem:
+            raise ValueError(problem)
+
+    def flops(self) -> float:
+        """Rough float ops of the run: forward and backward (3x) through T' steps of
+        B sequences, each step a (G n x n) matvec per sequence; bounds the app's runs."""
+        m = self.model
+        blocks = {"rnn": 1, "lstm": 4, "gru": 3}[m.cell]
+        length = m.seq_len + (20 if self.task == "copy" else 0)
+        return 3.0 * 2.0 * blocks * m.hidden * (m.hidden + m.input_size) * length * self.batch_size * self.steps
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -144,6 +155,11 @@ _DEFAULTS = {f.name: f.default for f in dataclasses.fields(ExperimentConfig)}
 _TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name != "model"}
 _TYPES = {f.name: type(f.default) for f in dataclasses.fields(ExperimentConfig)}
 _TYPES.update({name: type(value) for name, value in _TRAIN_DEFAULTS.items()})
+
+
+def field_type(name: str) -> type:
+    """The Python type of a config field (model or training)."""
+    return _TYPES[name]
 
 
 def _parse_bool(text: str) -> bool:
@@ -268,7 +284,23 @@ def from_query(query: Mapping[str, Any], *, train: bool = False) -> tuple[Experi
     if not train:
         return model, warnings
     train_values = _parse_fields(query, TRAIN_SPECS, _TRAIN_DEFAULTS, warnings)
+    task = train_values.get("task", _TRAIN_DEFAULTS["task"])
+    ortho = train_values.get("orthogonal_param", _TRAIN_DEFAULTS["orthogonal_param"])
+    problem = _train_conflict(model, task, ortho)
+    if problem:
+        warnings.append(f"{problem}; using orthogonal_param=none and seq_len >= 2.")
+        train_values["orthogonal_param"] = "none"
+        model = model.replace(seq_len=max(2, model.seq_len))
     return TrainConfig(model=model, **train_values), warnings
+
+
+def _train_conflict(model: ExperimentConfig, task: str, orthogonal_param: str) -> str | None:
+    if orthogonal_param != "none" and model.cell != "rnn":
+        return (f"orthogonal_param={orthogonal_param} needs cell=rnn (a square W_hh); the {model.cell.upper()}'s "
+                "W_hh stacks gate blocks: use ortho_reg instead")
+    if task == "adding" and model.seq_len < 2:
+        return "the adding problem needs seq_len >= 2 (one marker in each half)"
+    return None
 
 
 def fit(config: ExperimentConfig, **changes: Any) -> tuple[ExperimentConfig, list[str]]:

@@ -1,0 +1,168 @@
+"""Speed of the Jacobian analysis, as ratios against baselines measured in the same run.
+
+    python benchmarks/bench_jacobians.py            # everything (about 2 minutes on 2 cores)
+    python benchmarks/bench_jacobians.py --quick    # skip the slow notebook baseline and the largest size
+
+Targets (issues 2 and 3):
+  efficiency   all-pairs map at T=400, n=128 (RNN) and n=64 LSTM (state 2n=128) reaches
+               >= 50 % of this machine's batched float32 matmul throughput
+  notebook     >= 30x faster than autograd Jacobians + a product per pair + matrix_norm(ord=2) per pair, T=200, n=64
+  interactive  default config (T=100, n=64) analyses in < 0.2 s (RNN) / < 0.3 s (LSTM); a page rerun < 0.5 s
+  largest      T=2000, n=512 at the app's stride: about 5 s at most; plotly payload <= 3 MB
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+import explorer  # noqa: E402,F401
+from explorer import ExperimentConfig, analyze  # noqa: E402
+from explorer.analysis import _views, auto_stride  # noqa: E402
+from explorer.cells import build_cell, make_inputs  # noqa: E402
+from explorer.jacobian import all_pairs  # noqa: E402
+
+
+def best_of(fn, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def matmul_throughput(n: int, batch: int = 400) -> float:
+    """Batched float32 matmul FLOP/s at this size: the machine's reference, measured now."""
+    A, B = torch.randn(batch, n, n), torch.randn(batch, n, n)
+    torch.bmm(A, B)
+    seconds = best_of(lambda: [torch.bmm(A, B) for _ in range(10)], 5) / 10
+    return batch * 2 * n**3 / seconds
+
+
+def trace_and_jac(config: ExperimentConfig):
+    cell = build_cell(config)
+    with torch.no_grad():
+        trace = cell.run(make_inputs(config))
+    return cell, trace, (lambda steps: cell.jacobians(trace, steps)[:, 0])
+
+
+def efficiency(config: ExperimentConfig) -> dict:
+    cell, trace, jac = trace_and_jac(config)
+    m, T = cell.state_size, config.seq_len
+    run = lambda: all_pairs(jac, T, m, views=_views(cell), stride=1)  # noqa: E731
+    run()
+    seconds = best_of(run, 2)
+    peak = matmul_throughput(m)
+    useful = T * (T + 1) / 2 * 2 * m**3  # one m x m product per pair
+    tally = run().tally
+    return {"config": f"{config.cell} T={T} m={m}", "seconds": seconds, "achieved_GFLOPs": useful / seconds / 1e9,
+            "bmm_peak_GFLOPs": peak / 1e9, "ratio": useful / seconds / peak, "target": 0.5, "tally": vars(tally)}
+
+
+def notebook_baseline(config: ExperimentConfig) -> float:
+    """What a notebook does: autograd Jacobian per step, then for every pair its own product
+    and torch.linalg.matrix_norm(ord=2)."""
+    cell = build_cell(config)
+    x = make_inputs(config)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        trace = cell.run(x)
+    drive = cell.input_drive(x)
+    J = [torch.autograd.functional.jacobian(lambda z: cell.step(drive[k], z[None])[0][0], trace.z[k, 0])
+         for k in range(config.seq_len)]  # J[k] = dz_{k+1}/dz_k
+    eye = torch.eye(cell.state_size)
+    for t in range(config.seq_len + 1):
+        for s in range(t, config.seq_len + 1):
+            factors = J[t:s][::-1]
+            P = eye if not factors else (factors[0] if len(factors) == 1 else torch.linalg.multi_dot(factors))
+            torch.linalg.matrix_norm(P, ord=2)
+    return time.perf_counter() - t0
+
+
+def ours_all_pairs(config: ExperimentConfig) -> float:
+    """The same quantities (plus Frobenius norms), from the forward pass on."""
+    def run():
+        cell, trace, jac = trace_and_jac(config)
+        all_pairs(jac, config.seq_len, cell.state_size, views=_views(cell))
+    run()
+    return best_of(run, 3)
+
+
+def page_rerun(page: str, query: dict) -> dict:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / page), default_timeout=300)
+    at.query_params.update(query)
+    t0 = time.perf_counter()
+    at.run()
+    first = time.perf_counter() - t0
+    assert not at.exception, at.exception
+    t0 = time.perf_counter()
+    at.run()
+    rerun = time.perf_counter() - t0
+    payload = sum(len(chart.proto.spec) for chart in at.get("plotly_chart"))
+    return {"page": page, "query": query, "first_run_s": first, "rerun_s": rerun, "plotly_payload_MB": payload / 2**20}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    results = {"threads": torch.get_num_threads(), "device": str(explorer.backend.device())}
+
+    results["efficiency"] = [efficiency(ExperimentConfig(seq_len=400, hidden=128)),
+                             efficiency(ExperimentConfig(cell="lstm", seq_len=400, hidden=64))]
+    for r in results["efficiency"]:
+        print(f"[efficiency] {r['config']}: {r['achieved_GFLOPs']:.1f} GFLOP/s of {r['bmm_peak_GFLOPs']:.1f} "
+              f"(batched matmul, same run) = {r['ratio']:.0%} (target >= 50%); {r['seconds']:.2f} s; {r['tally']}")
+
+    small = ExperimentConfig(seq_len=200, hidden=64)
+    ours = ours_all_pairs(small)
+    if not args.quick:
+        base = notebook_baseline(small)
+        results["notebook"] = {"baseline_s": base, "ours_s": ours, "speedup": base / ours, "target": 30}
+        print(f"[notebook] T=200 n=64: baseline {base:.2f} s, ours {ours:.3f} s: {base / ours:.0f}x faster (target >= 30x)")
+
+    for cfg, target in ((ExperimentConfig(), 0.2), (ExperimentConfig(cell="lstm"), 0.3), (ExperimentConfig(cell="gru"), 0.3)):
+        analyze(cfg)
+        seconds = best_of(lambda: analyze(cfg), 5)
+        results.setdefault("interactive", []).append({"cell": cfg.cell, "analyze_s": seconds, "target_s": target})
+        print(f"[interactive] default {cfg.cell} (T=100, n=64): analyze {seconds:.3f} s (target < {target} s)")
+    for page in ("pages/1_Simple_RNN.py", "pages/2_LSTM_and_GRU.py"):
+        r = page_rerun(page, {})
+        results.setdefault("pages", []).append(r)
+        print(f"[interactive] {page}: first run {r['first_run_s']:.2f} s, rerun {r['rerun_s']:.3f} s (target < 0.5 s), "
+              f"payload {r['plotly_payload_MB']:.2f} MB")
+
+    if not args.quick:
+        big = ExperimentConfig(seq_len=2000, hidden=512)
+        stride = auto_stride(big)
+        t0 = time.perf_counter()
+        result = analyze(big, stride=stride)
+        seconds = time.perf_counter() - t0
+        r = page_rerun("pages/1_Simple_RNN.py", {"seq_len": "2000", "hidden": "512"})
+        results["largest"] = {"stride": stride, "grid": len(result.pairs.grid), "analyze_s": seconds, **r}
+        print(f"[largest] T=2000 n=512: stride {stride} ({len(result.pairs.grid)} grid points), analyze {seconds:.2f} s "
+              f"(target about 5 s); page first run {r['first_run_s']:.2f} s, payload {r['plotly_payload_MB']:.2f} MB "
+              f"(target <= 3 MB)")
+        big_lstm = ExperimentConfig(cell="lstm", seq_len=2000, hidden=256)
+        t0 = time.perf_counter()
+        analyze(big_lstm, stride=auto_stride(big_lstm))
+        print(f"[largest] LSTM T=2000 n=256 (state 512): stride {auto_stride(big_lstm)}, "
+              f"analyze {time.perf_counter() - t0:.2f} s")
+
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "bench_jacobians.json").write_text(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

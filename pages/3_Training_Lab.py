@@ -1,0 +1,79 @@
+"""Training lab: watch a plain RNN stay stuck while an LSTM or an orthogonal RNN learns, and what
+orthogonal regularisation and Riemannian optimisation do to W_hh."""
+import numpy as np
+import streamlit as st
+
+import ui
+from explorer import plots
+from explorer.export import csv_bytes, json_bytes, npz_bytes
+
+ui.page_setup("Training Lab", "🏋️")
+st.title("Training lab: the fixes, live")
+st.markdown("Vanishing gradients stop a network from learning long-range dependencies. Train a cell on a task "
+            "whose answer depends on inputs far in the past, and watch the gradient reaching early steps.")
+st.latex(r"J(\theta) = L_{\text{task}} + \lambda \sum_{\text{blocks}} \|W_h^\top W_h - I\|_F^2,\qquad "
+         r"\text{Riemannian: } W_h \in O(n) \text{ throughout (torch parametrizations)}")
+lstm = st.session_state.get("lab_cell", "lstm") == "lstm"
+rnn = st.session_state.get("lab_cell", "lstm") == "rnn"
+config = ui.config_sidebar(
+    ["task", "cell"] + (["activation", "residual", "norm"] if rnn else []) + (["gates", "forget_bias"] if lstm else [])
+    + ["hidden", "seq_len", "init", "gain", "seed", "steps", "batch_size", "optimizer", "lr", "clip", "ortho_reg"]
+    + (["orthogonal_param"] if rnn else []) + ["record_every"], train=True)
+st.caption(f"Task: **{config.task}** at T = {config.model.seq_len}. "
+           + ("Adding problem (Arjovsky et al. 2016): sum the two marked values; predicting 1 gives MSE 1/6."
+              if config.task == "adding" else
+              "Copy memory (Arjovsky et al. 2016): reproduce 10 symbols after T blanks; the memoryless baseline "
+              "cross-entropy is 10 ln 8 / (T + 20)."))
+left, right, _ = st.columns([1, 1, 4])
+start = left.button("▶ Train", type="primary", key="lab_start")
+right.button("■ Stop", key="lab_stop", help="Stops the run; the steps so far stay on screen.")
+result = ui.training(config, start)
+if result is None and "lab_partial" in st.session_state:
+    result = st.session_state["lab_partial"]
+    st.warning(f"Stopped at step {result.history[-1]['step']} of {config.steps}: showing the run so far (not cached).")
+if result is None:
+    st.info("Press **Train** to start. Finished runs are cached by their config, so a shared link re-trains at once "
+            "only if nobody has run it yet.")
+    st.stop()
+
+runs = {ui.run_label(config): result}
+done = st.session_state.get("lab_done", {})
+others = [label for label in done if label != ui.run_label(config)]
+for label in st.multiselect("Overlay other finished runs (e.g. tanh RNN vs LSTM, λ = 0 vs λ = 0.1)", others):
+    runs[label] = ui.training(done[label], start=True)
+steps = np.array([h["step"] for h in result.history])
+
+ui.chart(ui.loss_chart(runs),
+         "A net that cannot carry gradient across T steps stays on the dashed baseline: it learns only the mean. "
+         "Escaping it below the baseline means the long-range dependency was learnt.",
+         [("history (CSV)", csv_bytes({k: [h[k] for h in result.history] for k in result.history[0]}), "history.csv"),
+          ("run (JSON)", json_bytes(__import__("explorer.train", fromlist=["train_to_json"]).train_to_json(result)),
+           "run.json")], key="loss")
+ui.chart(plots.grad_flow_heatmap(steps, result.grad_flow, title="Gradient flow log10 ‖∂L/∂h_t‖ during training"),
+         "Each row is one moment of training; each column a time step. Dark on the left means the loss cannot "
+         "reach early inputs: the picture of vanishing gradients while learning.",
+         [("gradient flow (NPZ)", npz_bytes(step=steps, log10_grad=result.grad_flow), "grad_flow.npz")], key="flow",
+         latex=r"\frac{\partial L}{\partial h_t} = \frac{\partial L}{\partial h_T}\prod_{k=t+1}^{T}\frac{\partial h_k}{\partial h_{k-1}}")
+left, right = st.columns(2)
+with left:
+    ui.chart(plots.singular_values_over_training(steps, result.singular_values, title="Singular values of W_hh"),
+             "Orthogonal W_hh has every σ_i = 1 (dashed). The regulariser pulls them towards 1; the Riemannian "
+             "parametrisation keeps them there exactly.",
+             [("singular values (CSV)", csv_bytes({"step": steps, **{f"sigma_{i + 1}": result.singular_values[:, i]
+                                                                     for i in range(result.singular_values.shape[1])}}),
+               "singular_values.csv")], key="sv")
+with right:
+    ortho = {name: (np.array([h["step"] for h in r.history]), np.array([h["ortho_error"] for h in r.history], float))
+             for name, r in runs.items()}
+    ui.chart(plots.series_figure(ortho, title="Orthogonality error ‖W_hhᵀW_hh − I‖_F", y="error", log_y=True),
+             "Below 1e-4 throughout for a Riemannian run; shrinking with λ > 0.",
+             [("orthogonality (CSV)", csv_bytes({"step": steps, "ortho_error": ortho[ui.run_label(config)][1]}),
+               "ortho_error.csv")], key="ortho")
+grad = {name: (np.array([h["step"] for h in r.history]), np.array([h["grad_norm"] for h in r.history], float))
+        for name, r in runs.items()}
+ui.chart(plots.series_figure(grad, title="Gradient norm before clipping", y="‖∇J‖₂", log_y=True),
+         f"Clipped steps in this run: {sum(h['clipped'] for h in result.history)} (clip = {config.clip:g}).",
+         [], key="grad")
+if result.events:
+    st.error(f"{len(result.events)} steps had a non-finite loss or gradient and were skipped.")
+    st.dataframe(result.events)
