@@ -119,6 +119,7 @@ def analyze(config: ExperimentConfig, *, stride: int = 1, device: torch.device |
     t0 = time.perf_counter()
     device = torch.device(device) if device is not None else backend.device()
     cell = build_cell(config, device)
+    cell.frozen_statistics = True  # batch norm: one Jacobian per sequence (see SimpleRNN)
     batch = config.batch if config.norm == "batch" else 1
     x = make_inputs(config, batch, device)
     with torch.no_grad():

@@ -138,6 +138,9 @@ class SimpleRNN(RecurrentCell):
         if norm != "none":  # unit gain, zero shift at init
             self.norm_weight = nn.Parameter(torch.ones(hidden, **kw))
             self.norm_bias = nn.Parameter(torch.zeros(hidden, **kw))
+        # Batch norm couples the sequences through the batch statistics. The analysis holds
+        # them fixed (as at inference), so each sequence has its own Jacobian; training does not.
+        self.frozen_statistics = False
 
     def step(self, drive: Tensor, z_prev: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         a = drive + z_prev @ self.weight_hh_l0.T + self.bias_hh_l0  # (..., B, n)
@@ -146,6 +149,8 @@ class SimpleRNN(RecurrentCell):
             dim = -1 if self.norm == "layer" else -2  # layer: over units; batch: over sequences
             mean = a.mean(dim, keepdim=True)
             var = a.var(dim, unbiased=False, keepdim=True)
+            if self.norm == "batch" and self.frozen_statistics:
+                mean, var = mean.detach(), var.detach()
             inv_std = torch.rsqrt(var + (LN_EPS if self.norm == "layer" else BN_EPS))
             a_hat = (a - mean) * inv_std
             aux["a_hat"], aux["inv_std"] = a_hat, inv_std.expand_as(a)

@@ -14,6 +14,12 @@ config = ui.experiment_sidebar(
     fixed={"cell": "rnn"})
 ui.config_download(config, "rnn")
 result = ui.analysis(config)
+if config.norm == "batch":
+    st.info(f"Recurrent batch norm (Cooijmans et al. 2016): a_t is normalised per unit with statistics over a batch of "
+            f"{config.batch} sequences, separately at each step. The maps show the Jacobian of sequence 1 with those "
+            "statistics **held fixed**, J_t = diag(g′·γ/σ_t) W_hh: the inference-time Jacobian, and the path that "
+            "makes the point, since dividing by σ_t (which grows with W_hh) cancels the scale of W_hh. While "
+            "training, the statistics also depend on h_{t−1}, adding O(1/batch) coupling between sequences.", icon="ℹ️")
 st.latex(r"h_t = " + (r"h_{t-1} + " if config.residual else "") + r"g(a_t),\quad a_t = W_{ih}x_t + b_{ih} + W_{hh}h_{t-1} + b_{hh}"
          r",\qquad \frac{\partial h_s}{\partial h_t} = \prod_{k=t+1}^{s} \frac{\partial h_k}{\partial h_{k-1}}")
 

@@ -97,6 +97,37 @@ def test_residual_and_layernorm_jacobians_match_autograd(variant):
         torch.testing.assert_close(J[k - 1], auto, rtol=1e-11, atol=1e-12)
 
 
+def test_batchnorm_frozen_statistics_jacobian_matches_autograd():
+    """Per-step statistics over the batch, held fixed: J = diag(g' gamma / sigma_t) W_hh per sequence."""
+    cfg = ExperimentConfig(hidden=6, input_size=2, seq_len=10, seed=3, norm="batch", batch=5, **F64)
+    cell, x, tr = trace_of(cfg, batch=5)
+    cell.frozen_statistics = True
+    drive = cell.input_drive(x)
+    J = cell.jacobians(tr, torch.arange(1, 11))
+    for k in range(1, 11):
+        for b in (0, 3):
+            def step_b(z_b):
+                z = tr.z[k - 1].clone()
+                z[b] = z_b
+                return cell.step(drive[k - 1], z)[0][b]
+            auto = torch.func.jacrev(step_b)(tr.z[k - 1, b])
+            torch.testing.assert_close(J[k - 1, b], auto, rtol=1e-11, atol=1e-12)
+    cell.frozen_statistics = False  # training mode: the statistics depend on z, the Jacobian differs
+    auto = torch.func.jacrev(lambda z0: cell.step(drive[0], torch.cat([z0[None], tr.z[0, 1:]]))[0][0])(tr.z[0, 0])
+    assert torch.isfinite(auto).all()
+
+
+def test_batchnorm_analysis_runs_and_is_scale_invariant():
+    """Batch norm divides a_t by its batch std: scaling W_hh (gain) leaves the Jacobian norms of a
+    linear RNN with zero biases unchanged up to eps, unlike the plain RNN."""
+    base = dict(activation="linear", init="orthogonal", hidden=8, seq_len=30, norm="batch", batch=8, **F64)
+    small = analyze(ExperimentConfig(gain=0.5, **base)).lag_curve()[1]
+    large = analyze(ExperimentConfig(gain=2.0, **base)).lag_curve()[1]
+    assert np.isfinite(small).all() and np.isfinite(large).all()
+    plain = [analyze(ExperimentConfig(**{**base, "norm": "none", "gain": g})).lag_curve()[1][-1] for g in (0.5, 2.0)]
+    assert abs(large[-1] - small[-1]) < 0.1 * abs(plain[1] - plain[0])
+
+
 def _float64_reference_norms(cfg):
     """Every pair by a plain float64 product and torch.linalg.matrix_norm (no log space)."""
     cell, x, tr = trace_of(cfg.replace(dtype="float64"))
