@@ -130,7 +130,8 @@ def analyze(config: ExperimentConfig, *, stride: int = 1, device: torch.device |
 
     T, m = config.seq_len, cell.state_size
     pairs = all_pairs(jac, T, m, views=_views(cell), stride=stride, rtol=_rtol(config),
-                      dtype=trace.z.dtype, device=device, progress=progress)
+                      dtype=trace.z.dtype, device=device, progress=progress,
+                      diagonal_from=cell.hidden if config.cell == "lstm" else None)
     contrib, grad_norms = contributions(cell, trace, jac)
     lag = config.lag
     singular = log10_singular_values(jac, T - lag, T, m, dtype=trace.z.dtype, device=device)
