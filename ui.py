@@ -163,10 +163,10 @@ def chart(fig, explanation: str, downloads: Sequence[tuple[str, bytes, str]], ke
     st.markdown(explanation)
     if latex:
         st.latex(latex)
-    cols = st.columns(len(downloads) + 2)
-    for col, (label, data, name) in zip(cols, downloads):
+    row = st.container(horizontal=True, wrap=True)
+    for label, data, name in downloads:
         mime = "text/csv" if name.endswith(".csv") else "application/octet-stream"
-        col.download_button(f"⬇ {label}", data, file_name=name, mime=mime, key=f"dl_{key}_{name}")
+        row.download_button(f"⬇ {label}", data, file_name=name, mime=mime, key=f"dl_{key}_{name}")
 
 
 def config_download(config, key: str) -> None:

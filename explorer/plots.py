@@ -53,7 +53,6 @@ def jacobian_heatmap(grid: np.ndarray, log10_map: np.ndarray, *, title: str, qua
         x=grid[keep], y=grid[keep], z=z, colorscale=DIVERGING, zmid=0.0, zmin=-limit, zmax=limit,
         colorbar=dict(title=dict(text="log10", side="right")),
         hovertemplate="t = %{x}<br>s = %{y}<br>" + quantity + " = %{z:.3f}<extra></extra>"))
-    fig.update_yaxes(scaleanchor="x", scaleratio=1, constrain="domain")
     return _layout(fig, title, "t (earlier step)", "s (later step)", height=560)
 
 
@@ -63,7 +62,8 @@ def lag_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, title: st
     fig = go.Figure()
     for i, (name, (lags, values)) in enumerate(curves.items()):
         fig.add_trace(go.Scatter(x=lags, y=_finite_or_nan(values), name=name, mode="lines",
-                                 line=dict(color=PALETTE[i % len(PALETTE)], width=3),
+                                 line=dict(color=PALETTE[i % len(PALETTE)], width=4 if i == 0 else 2.5,
+                                           dash=("solid", "dash", "dot", "dashdot")[i % 4]),
                                  hovertemplate="k = %{x}<br>%{y:.3f}<extra>" + name + "</extra>"))
     if bound is not None:
         fig.add_trace(go.Scatter(x=bound[0], y=_finite_or_nan(bound[1]), name="bound k·log10(γ σ_max)",
@@ -177,7 +177,7 @@ def loss_figure(runs: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], b
                                  line=dict(color=color, width=3)))
     fig.add_hline(y=baseline, line=dict(color="black", dash="dash"),
                   annotation_text=f"baseline {baseline:.4g}", annotation_position="top right")
-    fig.update_yaxes(type="log")
+    fig.update_yaxes(type="log", tickformat=".2g")
     return _layout(fig, title, "training step", "loss")
 
 
@@ -198,7 +198,7 @@ def series_figure(runs: Mapping[str, tuple[np.ndarray, np.ndarray]], *, title: s
         fig.add_trace(go.Scatter(x=x, y=_finite_or_nan(values), name=name, mode="lines",
                                  line=dict(color=PALETTE[i % len(PALETTE)], width=3)))
     if log_y:
-        fig.update_yaxes(type="log", exponentformat="power")
+        fig.update_yaxes(type="log", exponentformat="power", tickformat=".1e")
     return _layout(fig, title, "training step", y)
 
 

@@ -76,8 +76,9 @@ for tab, (label, view) in zip(st.tabs(list(views)), views.items()):
     with tab:
         fig = plots.jacobian_heatmap(result.pairs.grid, result.pairs.log10_spectral[view],
                                      title=f"log10 ‖∂z_s/∂z_t‖₂, {label}")
-        ui.chart(fig, "Compare with the simple RNN page: the gated cell keeps whole bands near 0 (white) "
-                 "where the RNN turns blue.", [("maps (NPZ)", pairs_npz(result), "jacobian_maps.npz")], key=f"map_{view}")
+        ui.chart(fig, "Compare with the simple RNN page. At torch's default forget bias (f ≈ 0.5) the LSTM "
+                 "forgets quickly too; stage 1 (no forget gate), a forget bias of 1–2 or chrono keep the cell "
+                 "path near 0 (white) over long lags.", [("maps (NPZ)", pairs_npz(result), "jacobian_maps.npz")], key=f"map_{view}")
 lags, spec, _ = result.lag_curve()
 rnn_lags, rnn_spec, _ = baseline.lag_curve()
 curves = {f"{config.cell.upper()} full state": (lags, spec), "simple tanh RNN, same n, input, T": (rnn_lags, rnn_spec)}
@@ -85,7 +86,7 @@ if result.c is not None:
     curves["LSTM c → c (total derivative)"] = result.lag_curve("cell")[:2]
     direct = result.extras["direct_cell_path"]
     curves["LSTM direct path ∏ diag(f_k)"] = (direct["lags"], direct["log10_spectral"])
-fig = plots.lag_figure(curves, title="log10 ‖∂z_T/∂z_(T−k)‖₂ against the lag k")
+fig = plots.lag_figure(curves, title="log10 ‖∂z_T/∂z_(T−k)‖₂ against the lag k", y="log10 ‖∂z_T/∂z_(T−k)‖₂")
 ui.chart(fig, "The simple RNN of the same size decays geometrically; the LSTM's direct cell path is exactly 0 "
          "(norm 1) without a forget gate, and decays only as fast as ∏ f_k with one.",
          [("curves (CSV)", csv_bytes({"lag": lags, "gated": spec, "rnn": np.interp(lags, rnn_lags, rnn_spec)}

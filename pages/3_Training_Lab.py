@@ -11,8 +11,9 @@ ui.page_setup("Training Lab", "🏋️")
 st.title("Training lab: the fixes, live")
 st.markdown("Vanishing gradients stop a network from learning long-range dependencies. Train a cell on a task "
             "whose answer depends on inputs far in the past, and watch the gradient reaching early steps.")
-st.latex(r"J(\theta) = L_{\text{task}} + \lambda \sum_{\text{blocks}} \|W_h^\top W_h - I\|_F^2,\qquad "
-         r"\text{Riemannian: } W_h \in O(n) \text{ throughout (torch parametrizations)}")
+st.latex(r"J(\theta) = L_{\text{task}} + \lambda \sum_{\text{blocks}} \|W_h^\top W_h - I\|_F^2")
+st.markdown("**Riemannian optimisation** keeps W_h ∈ O(n) throughout training, through "
+            "`torch.nn.utils.parametrizations.orthogonal` (matrix exponential or Cayley map).")
 lstm = st.session_state.get("lab_cell", "lstm") == "lstm"
 rnn = st.session_state.get("lab_cell", "lstm") == "rnn"
 config = ui.config_sidebar(
