@@ -133,3 +133,21 @@ def test_explorer_never_imports_streamlit():
 def test_pages_stay_thin():
     for page in [ROOT / "Overview.py", *(ROOT / "pages").glob("*.py")]:
         assert len(page.read_text().splitlines()) <= 150, page
+
+
+def test_cli_train_json_contract(capsys):
+    assert main(["train", "--task", "copy", "--cell", "gru", "--hidden", "8", "--seq-len", "5", "--steps", "6",
+                 "--batch-size", "4", "--record-every", "3", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["config"]["task"] == "copy" and data["config"]["model"]["cell"] == "gru"
+    assert abs(data["baseline"] - 10 * __import__("math").log(8) / 25) < 1e-12
+    assert [h["step"] for h in data["history"]] == [3, 6]
+    assert set(data["history"][0]) == {"step", "loss", "eval_loss", "grad_norm", "ortho_error", "clipped"}
+    assert len(data["grad_flow"]) == 2 and len(data["grad_flow"][0]) == 25  # T + 20 steps of the copy task
+    assert len(data["singular_values"]) == 2 and len(data["singular_values"][0]) == 8
+    assert "weight_hh_l0" in data["weights_init"] and "weight_hh_l0" in data["weights_final"]
+
+
+def test_cli_train_rejects_riemannian_gated_cell():
+    proc = run_cli("train", "--cell", "lstm", "--orthogonal-param", "cayley", "--steps", "2")
+    assert proc.returncode == 2 and "orthogonal_param" in proc.stderr and "Traceback" not in proc.stderr
