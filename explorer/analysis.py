@@ -115,7 +115,15 @@ def contributions(cell: RecurrentCell, trace: Trace, jac: Callable) -> tuple[np.
 
 def analyze(config: ExperimentConfig, *, stride: int = 1, device: torch.device | str | None = None,
             progress: Callable[[float], None] | None = None) -> Analysis:
-    """Build the seeded cell, run it on the seeded input and compute every view."""
+    """Build the seeded cell, run it on the seeded input and compute every view.
+
+    Runs on ``backend.THREADS`` intra-op threads whatever thread calls it (OpenMP's thread
+    count is per thread: a Streamlit script thread would otherwise get one)."""
+    with backend.threads(backend.THREADS):
+        return _analyze(config, stride, device, progress)
+
+
+def _analyze(config: ExperimentConfig, stride: int, device, progress) -> Analysis:
     t0 = time.perf_counter()
     device = torch.device(device) if device is not None else backend.device()
     cell = build_cell(config, device)
