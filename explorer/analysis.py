@@ -26,6 +26,8 @@ from .config import ExperimentConfig
 from .jacobian import LOG10E, PairNorms, View, all_pairs, backprop_log, log10_singular_values
 
 APP_FLOP_BUDGET = 6.0e11  # about 4 s of float32 matmuls on 2 laptop cores
+MIN_GRID = 16  # grid points of the coarsest map the app shows
+JACOBIAN_COST = {"rnn": 0.05, "lstm": 0.25, "gru": 0.35}  # building one J_k, in matmul-equivalents (measured)
 PAIR_COST = 2.5  # matmul-equivalents per grid pair: the product, norms and the spectral certificate
 DISPLAY_MAX = 300  # heatmap cells per axis sent to the browser
 
@@ -65,22 +67,30 @@ class Analysis:
 
 def analysis_flops(config: ExperimentConfig, stride: int) -> float:
     """Estimated float ops of :func:`analyze` at a grid stride: the product at ``lag``,
-    T steps folded into blocks (stride > 1), and the grid pairs; each matmul 2 m^3."""
-    m = config.hidden * (2 if config.cell == "lstm" else 1)
+    T steps folded into blocks (stride > 1), and the grid pairs, in m x m matmuls of
+    2 m^3 each. The LSTM's products cost half (diagonal c-columns of J) and it certifies
+    two views (full state and c -> c)."""
+    lstm = config.cell == "lstm"
+    m = config.hidden * (2 if lstm else 1)
     T = config.seq_len
     K = math.ceil(T / stride) + 1
-    matmuls = config.lag + (T if stride > 1 else 0) + PAIR_COST * K * (K - 1) / 2
+    product = 0.5 if lstm else 1.0
+    pair = PAIR_COST * (1.6 if lstm else 1.0)
+    jacobians = 2 * T * JACOBIAN_COST[config.cell]  # built twice: map and backprop
+    matmuls = config.lag + jacobians + product * (T if stride > 1 else 0) + pair * K * (K - 1) / 2
     return matmuls * 2.0 * m**3
 
 
 def auto_stride(config: ExperimentConfig, budget_flops: float = APP_FLOP_BUDGET) -> int:
-    """Smallest grid stride that fits the FLOP budget. It depends on the config alone,
-    not on the machine's speed, so a shared link gives the same picture."""
+    """Smallest grid stride that fits the FLOP budget, but never fewer than ``MIN_GRID``
+    grid points (the heaviest configs then run over budget). It depends on the config
+    alone, not on the machine's speed, so a shared link gives the same picture."""
     T = config.seq_len
-    for stride in range(1, T + 1):
+    coarsest = max(1, math.ceil(T / (MIN_GRID - 1)))
+    for stride in range(1, coarsest):
         if analysis_flops(config, stride) <= budget_flops:
             return stride
-    return T
+    return coarsest
 
 
 def _views(cell: RecurrentCell) -> tuple[View, ...]:

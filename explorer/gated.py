@@ -95,16 +95,18 @@ class LSTM(RecurrentCell):
         i, f, g, o, tanh_c = aux["gate_i"], aux["gate_f"], aux["gate_g"], aux["gate_o"], aux["tanh_c"]
         c_prev = trace.z[idx][..., n:]  # (K, B, n)
         W_i, W_f, W_g, W_o = self.weight_hh_l0.detach().split(n, dim=0)  # (n, n) each
-        dc_dh = (_diag_mul(c_prev * self._slope("forget", f), W_f)
-                 + _diag_mul(g * self._slope("input", i), W_i)
-                 + _diag_mul(i * (1 - g * g), W_g))  # (K, B, n, n)
-        dc_dc = torch.diag_embed(f)  # (K, B, n, n)
+        # written block by block into one buffer: building J dominates the analysis at large n
+        J = c_prev.new_zeros(*c_prev.shape[:-1], 2 * n, 2 * n)  # (K, B, 2n, 2n)
+        dc_dh, dh_dh = J[..., n:, :n], J[..., :n, :n]
+        dc_dh.copy_(_diag_mul(c_prev * self._slope("forget", f), W_f))
+        dc_dh.addcmul_((g * self._slope("input", i))[..., :, None], W_i)
+        dc_dh.addcmul_((i * (1 - g * g))[..., :, None], W_g)
         through_c = o * (1 - tanh_c * tanh_c)  # dh_t/dc_t, (K, B, n)
-        dh_dh = _diag_mul(tanh_c * self._slope("output", o), W_o) + _diag_mul(through_c, dc_dh)
-        dh_dc = torch.diag_embed(through_c * f)
-        top = torch.cat([dh_dh, dh_dc], dim=-1)  # (K, B, n, 2n)
-        bottom = torch.cat([dc_dh, dc_dc], dim=-1)
-        return torch.cat([top, bottom], dim=-2).detach()  # (K, B, 2n, 2n)
+        dh_dh.copy_(_diag_mul(tanh_c * self._slope("output", o), W_o))
+        dh_dh.addcmul_(through_c[..., :, None], dc_dh)
+        J[..., :n, n:].diagonal(dim1=-2, dim2=-1).copy_(through_c * f)  # dh_t/dc_(t-1)
+        J[..., n:, n:].diagonal(dim1=-2, dim2=-1).copy_(f)  # dc_t/dc_(t-1)
+        return J.detach()
 
 
 class GRU(RecurrentCell):
@@ -153,11 +155,14 @@ class GRU(RecurrentCell):
         cand, u_n = trace.aux["gate_n"][idx], trace.aux["hn"][idx]
         h_prev = trace.z[idx]  # (K, B, n)
         W_r, W_z, W_n = self.weight_hh_l0.detach().split(n, dim=0)  # (n, n) each
-        dcand = _diag_mul(u_n * r * (1 - r), W_r) + _diag_mul(r, W_n)  # d(pre-tanh)/dh, (K, B, n, n)
-        J = (_diag_mul((h_prev - cand) * z * (1 - z), W_z)
-             + _diag_mul((1 - z) * (1 - cand * cand), dcand)
-             + torch.diag_embed(z))
-        return J.detach()  # (K, B, n, n)
+        # J = diag(a) W_z + diag(b u_n r') W_r + diag(b r) W_n + diag(z), in three passes
+        # over the (K, B, n, n) output: it dominates the analysis at large n
+        b = (1 - z) * (1 - cand * cand)
+        J = _diag_mul((h_prev - cand) * z * (1 - z), W_z)  # (K, B, n, n)
+        J.addcmul_((b * u_n * r * (1 - r))[..., :, None], W_r)
+        J.addcmul_((b * r)[..., :, None], W_n)
+        J.diagonal(dim1=-2, dim2=-1).add_(z)
+        return J.detach()
 
 
 def build_gated(config: ExperimentConfig, dtype) -> RecurrentCell:

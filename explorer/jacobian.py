@@ -205,7 +205,8 @@ def certified_spectral(S: Tensor, V: Tensor, F2: Tensor, rtol: float, tally: Tal
 BlockFn = Callable[[int, int], tuple[Tensor, Tensor]]
 
 
-def _block_products(jac: Callable[[Tensor], Tensor], grid: np.ndarray, device) -> tuple[Tensor, Tensor]:
+def _block_products(jac: Callable[[Tensor], Tensor], grid: np.ndarray, device, diagonal_from: int | None = None,
+                    progress: Callable[[float], None] | None = None) -> tuple[Tensor, Tensor]:
     """Normalised products over each grid interval, B_j = J_{grid[j]} ... J_{grid[j-1]+1}.
 
     Returns (blocks (K-1, m, m) with unit Frobenius norm, their natural-log scales (K-1,)).
@@ -221,10 +222,12 @@ def _block_products(jac: Callable[[Tensor], Tensor], grid: np.ndarray, device) -
             blocks, logs = J.clone(), torch.zeros(len(grid) - 1, dtype=torch.float64, device=device)
         else:
             idx = torch.as_tensor(active, device=device)
-            blocks[idx] = torch.bmm(J, blocks[idx])
+            blocks[idx] = torch.bmm(J, blocks[idx]) if diagonal_from is None else _times_split(J, blocks[idx], diagonal_from)
         norms = torch.linalg.vector_norm(blocks, dim=(1, 2))
         blocks /= torch.where(norms > 0, norms, 1)[:, None, None]
         logs += torch.log(norms.double())
+        if progress is not None:
+            progress((q + 1) / int(lengths.max()))
     return blocks, logs
 
 
@@ -265,7 +268,10 @@ def all_pairs(jac: Callable[[Tensor], Tensor], T: int, m: int, *, views: tuple[V
         def blocks(j0: int, j1: int) -> tuple[Tensor, Tensor]:  # J_k for k in [j0, j1)
             return jac(torch.arange(j0, j1, device=device)), None
     else:
-        block_mats, block_logs = _block_products(jac, grid, device)
+        # the fold over all T steps is the larger share of the work at a coarse stride
+        block_mats, block_logs = _block_products(jac, grid, device, diagonal_from,
+                                                 progress and (lambda f: progress(0.6 * f)))
+        progress = progress and (lambda f, report=progress: report(0.6 + 0.4 * f))
 
         def blocks(j0: int, j1: int) -> tuple[Tensor, Tensor]:  # block j covers grid[j-1] -> grid[j]
             return block_mats[j0 - 1:j1 - 1], block_logs[j0 - 1:j1 - 1]

@@ -115,7 +115,7 @@ def singular_values_figure(log10_values: Mapping[str, np.ndarray], *, title: str
     return _layout(fig, title, "index i", "log10 σ_i")
 
 
-def gate_heatmaps(gates: Mapping[str, np.ndarray], *, title: str, max_cells: int = 300) -> go.Figure:
+def gate_heatmaps(gates: Mapping[str, np.ndarray], *, title: str, max_cells: int = 200) -> go.Figure:
     """One heatmap per gate over (step, unit), on one shared [0, 1] scale (tanh gate g on [-1, 1])."""
     names = list(gates)
     fig = make_subplots(rows=len(names), cols=1, shared_xaxes=True, vertical_spacing=0.04,
@@ -155,7 +155,7 @@ def trajectories_figure(values: np.ndarray, units: Sequence[int], *, title: str,
     return _layout(fig, title, "step t", y)
 
 
-def state_heatmap(values: np.ndarray, *, title: str, name: str, max_cells: int = 300) -> go.Figure:
+def state_heatmap(values: np.ndarray, *, title: str, name: str, max_cells: int = 200) -> go.Figure:
     """A state (T+1, n) over (step, unit) on a diverging scale centred at 0."""
     keep_t, keep_u = decimate(values.shape[0], max_cells), decimate(values.shape[1], max_cells)
     z = values[np.ix_(keep_t, keep_u)].T.astype(np.float32)

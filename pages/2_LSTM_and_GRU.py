@@ -61,8 +61,7 @@ for name, values in states.items():
     with left:
         ui.chart(plots.trajectories_figure(values, units, title=f"{name}_t for selected units", y=name),
                  "Long-range memory shows as a unit holding its value across many steps.",
-                 [(f"{name} (CSV)", csv_bytes({"t": np.arange(values.shape[0]),
-                                               **{f"unit_{u}": values[:, u] for u in range(n)}}), f"{name}.csv")],
+                 [(f"{name}, all units (NPZ)", npz_bytes(**{name: values}), f"{name}.npz")],
                  key=f"traj_{name}")
     with right:
         ui.chart(plots.state_heatmap(values, title=f"{name} over time and units", name=name),
