@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from explorer import ExperimentConfig, analyze
-from explorer.analysis import APP_FLOP_BUDGET, analysis_flops, auto_stride
+from explorer.analysis import APP_FLOP_BUDGET, MIN_GRID, analysis_flops, auto_stride
 from explorer.cells import build_cell, make_inputs
-from explorer.jacobian import all_pairs
+from explorer.jacobian import all_pairs, make_grid
 
 F64 = dict(dtype="float64")
 
@@ -235,9 +235,11 @@ def test_coarse_grid_equals_full_resolution_at_grid_points():
 
 def test_auto_stride_fits_budget_and_is_one_for_defaults():
     assert auto_stride(ExperimentConfig()) == 1
-    big = ExperimentConfig(hidden=512, seq_len=2000)
-    stride = auto_stride(big)
-    assert 1 < stride < 200 and analysis_flops(big, stride) <= APP_FLOP_BUDGET < analysis_flops(big, stride - 1)
+    mid = ExperimentConfig(hidden=128, seq_len=1000)
+    stride = auto_stride(mid)
+    assert 1 < stride and analysis_flops(mid, stride) <= APP_FLOP_BUDGET < analysis_flops(mid, stride - 1)
+    big = ExperimentConfig(hidden=512, seq_len=2000)  # over budget at any stride: the coarsest useful map
+    assert len(make_grid(2000, auto_stride(big))) >= MIN_GRID
 
 
 def test_contributions_match_autograd_per_step_copies():
