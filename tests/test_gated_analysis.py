@@ -8,43 +8,24 @@ import pytest
 import torch
 
 from explorer import ExperimentConfig, analyze, to_json
-from explorer.cells import build_cell, make_inputs
 from explorer.cli import main
 from explorer.jacobian import _times_split
-
-
-def reference_maps(cfg):
-    """Every pair by a plain float64 product; norms of the full state and of its c -> c block."""
-    cell = build_cell(cfg)
-    with torch.no_grad():
-        tr = cell.run(make_inputs(cfg))
-    J = cell.jacobians(tr, torch.arange(1, cfg.seq_len + 1))[:, 0]
-    T, m, n = cfg.seq_len, cell.state_size, cfg.hidden
-    full, block = np.full((T + 1, T + 1), np.nan), np.full((T + 1, T + 1), np.nan)
-    for t in range(T + 1):
-        P = torch.eye(m, dtype=torch.float64)
-        for s in range(t, T + 1):
-            if s > t:
-                P = J[s - 1] @ P
-            full[t, s] = math.log10(torch.linalg.matrix_norm(P, ord=2))
-            if m > n:
-                block[t, s] = math.log10(torch.linalg.matrix_norm(P[n:, n:], ord=2))
-    return full, block, tr
+from tests.reference import plain_product_norms
 
 
 @pytest.mark.parametrize("gates", ["input", "input,output", "input,forget,output"])
 def test_lstm_maps_match_float64_products(gates):
     cfg = ExperimentConfig(cell="lstm", gates=gates, hidden=6, input_size=2, seq_len=25, seed=1, dtype="float64")
     result = analyze(cfg)
-    full, block, _ = reference_maps(cfg)
-    np.testing.assert_allclose(result.pairs.log10_spectral["state"], full, atol=1e-9)
-    np.testing.assert_allclose(result.pairs.log10_spectral["cell"], block, atol=1e-9)
+    ref = plain_product_norms(cfg)
+    np.testing.assert_allclose(result.pairs.log10_spectral["state"], ref["spectral"], atol=1e-9)
+    np.testing.assert_allclose(result.pairs.log10_spectral["cell"], ref["cell_spectral"], atol=1e-9)
 
 
 def test_gru_map_matches_float64_products():
     cfg = ExperimentConfig(cell="gru", hidden=7, seq_len=30, seed=2, dtype="float64")
-    full, _, _ = reference_maps(cfg)
-    np.testing.assert_allclose(analyze(cfg).pairs.log10_spectral["state"], full, atol=1e-9)
+    ref = plain_product_norms(cfg)
+    np.testing.assert_allclose(analyze(cfg).pairs.log10_spectral["state"], ref["spectral"], atol=1e-9)
 
 
 def test_structured_product_equals_dense():

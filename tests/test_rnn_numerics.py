@@ -9,6 +9,7 @@ from explorer import ExperimentConfig, analyze
 from explorer.analysis import APP_FLOP_BUDGET, MIN_GRID, analysis_flops, auto_stride
 from explorer.cells import build_cell, make_inputs
 from explorer.jacobian import all_pairs, make_grid
+from tests.reference import plain_product_norms
 
 F64 = dict(dtype="float64")
 
@@ -129,19 +130,8 @@ def test_batchnorm_analysis_runs_and_is_scale_invariant():
 
 
 def _float64_reference_norms(cfg):
-    """Every pair by a plain float64 product and torch.linalg.matrix_norm (no log space)."""
-    cell, x, tr = trace_of(cfg.replace(dtype="float64"))
-    J = cell.jacobians(tr, torch.arange(1, cfg.seq_len + 1))[:, 0]
-    T, n = cfg.seq_len, cfg.hidden
-    spec, fro = np.full((T + 1, T + 1), np.nan), np.full((T + 1, T + 1), np.nan)
-    for t in range(T + 1):
-        P = torch.eye(n, dtype=torch.float64)
-        for s in range(t, T + 1):
-            if s > t:
-                P = J[s - 1] @ P
-            spec[t, s] = math.log10(torch.linalg.matrix_norm(P, ord=2))
-            fro[t, s] = math.log10(torch.linalg.matrix_norm(P))
-    return spec, fro
+    ref = plain_product_norms(cfg)
+    return ref["spectral"], ref["frobenius"]
 
 
 @pytest.mark.parametrize("cfg", [
