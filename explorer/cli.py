@@ -6,7 +6,6 @@ Any bad flag or value gives a one-line error and exit status 2, never a tracebac
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from typing import Sequence

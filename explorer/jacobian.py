@@ -9,18 +9,19 @@ For per-step Jacobians J_k = dz_k/dz_{k-1} (k = 1..T) and every pair t <= s,
 product is stored as P = e^{\ell} \hat P with \|\hat P\|_F = 1 and the log scale \ell
 carried separately. Frobenius norms are then exact: log \|P\|_F = \ell.
 
-**Spectral norms, certified.** For G = \hat P^T \hat P and a unit vector v, the Rayleigh
-quotient \theta = \|\hat P v\|^2 is a lower bound on \lambda_1(G) = \|\hat P\|_2^2. Every other
-eigenvalue is at most tr G - \lambda_1 \le F^2 - \theta, so when 2\theta > F^2 the interval
-(F^2 - \theta, \infty) holds \lambda_1 alone and the Kato-Temple inequality gives
+**Spectral norms, certified.** For G = \hat P^T \hat P, three certificates, cheapest first:
 
-.. math::
-    \theta \le \lambda_1 \le \theta + \frac{r^2}{2\theta - F^2},\qquad r = \|G v - \theta v\|.
+1. A block Rayleigh-Ritz step (k = 4 vectors, warm-started from the previous lag: long
+   products converge to low rank) gives Ritz values \theta_1 \ge .. \ge \theta_k \le \lambda_i(G).
+   The complement of the first k' Ritz vectors has trace F^2 - \sum_{i \le k'} \theta_i, which
+   bounds its eigenvalues; when \theta_{k'} exceeds that by \eta > 0, the quadratic residual
+   bound (Mathias 1998; Li & Li 2005) gives \lambda_1 \le \theta_1 + \|R_{k'}\|^2 / \eta.
+2. Else a Cholesky factorisation of \mu I - G with \mu = \theta_1 (1 + rtol)^2: it exists iff
+   every eigenvalue of G is below \mu (Sylvester).
+3. Else an eigen-solve (LAPACK), mostly at lags of a few steps where spectra are flat.
 
-v is warm-started from the previous lag (long products converge to rank one, so one
-power step usually certifies). A pair is accepted when \sqrt{\text{upper}/\theta} - 1 \le
-``rtol``; every other pair gets an exact SVD. So each reported spectral norm is within
-relative ``rtol`` of the spectral norm of the computed product, below it, never above.
+So each reported spectral norm is at most ``rtol`` (relative) below that of the computed
+product, never above it (the float32 Cholesky path up to the Gram matrix's rounding, n eps).
 
 **Speed.** Products are batched along the lag: one batched matmul per lag advances every
 start point at once (T^2/2 products in T batched calls).
@@ -200,9 +201,6 @@ def certified_spectral(S: Tensor, V: Tensor, F2: Tensor, rtol: float, tally: Tal
             theta[todo[rest]] = _top_eigenvalue(G[rest])
             tally.exact += int(rest.numel())
     return theta, V
-
-
-BlockFn = Callable[[int, int], tuple[Tensor, Tensor]]
 
 
 def _block_products(jac: Callable[[Tensor], Tensor], grid: np.ndarray, device, diagonal_from: int | None = None,
