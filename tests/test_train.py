@@ -192,15 +192,19 @@ def test_grad_flow_below_float32_range():
     np.testing.assert_allclose(flow, ref, rtol=0, atol=1e-9)
 
 
-@pytest.mark.parametrize("fused", [True, False])
-def test_grad_flow_chunks_agree(monkeypatch, fused):
-    config = small("lstm", "copy")
+def _copy_probe_case(config, seed: int, sequences: int):
+    """A float64 cell for the copy task, a random read-out (10 x 8) and the first eval sequences."""
     cell = build_cell(config.model.replace(input_size=10, dtype="float64"))
-    g = backend.generator(9, 3)
+    g = backend.generator(seed, 3)
     W = torch.rand(10, 8, generator=g, dtype=torch.float64) - 0.5
     b = torch.rand(10, generator=g, dtype=torch.float64) - 0.5
     x, y = eval_batch(config)
-    x, y = x[:, :23], y[:, :23]
+    return cell, W, b, x[:, :sequences], y[:, :sequences]
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_grad_flow_chunks_agree(monkeypatch, fused):
+    cell, W, b, x, y = _copy_probe_case(small("lstm", "copy"), seed=9, sequences=23)
     whole = gradient_flow(cell, W, b, "copy", x, y, fused=fused)
     per_sequence = x.shape[0] * cell.state_size * train_mod._PROBE_SAVED
     monkeypatch.setattr(train_mod, "PROBE_BYTES", 5 * per_sequence)  # chunks of 5, 5, 5, 5, 3
@@ -217,13 +221,7 @@ def test_grad_flow_chunks_agree(monkeypatch, fused):
                                    {"cell": "lstm"}, {"cell": "gru"}])
 def test_fused_probe_equals_cell_step_probe(model):
     """torch's fused cell kernels and our cell.step give the same profile (float64)."""
-    config = small(task="copy", **model)
-    cell = build_cell(config.model.replace(input_size=10, dtype="float64"))
-    g = backend.generator(2, 3)
-    W = torch.rand(10, 8, generator=g, dtype=torch.float64) - 0.5
-    b = torch.rand(10, generator=g, dtype=torch.float64) - 0.5
-    x, y = eval_batch(config)
-    x, y = x[:, :32], y[:, :32]
+    cell, W, b, x, y = _copy_probe_case(small(task="copy", **model), seed=2, sequences=32)
     fused, plain = gradient_flow(cell, W, b, "copy", x, y), gradient_flow(cell, W, b, "copy", x, y, fused=False)
     assert train_mod._fused_step(cell) is not None
     assert fused[0] == pytest.approx(plain[0], rel=1e-12)
