@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 
 import explorer  # noqa: F401  (torch thread pool and flush-denormal before any torch op)
-from explorer import plots  # noqa: F401
+from explorer import plots
 from explorer.analysis import Analysis, analyze, auto_stride
 from explorer.config import (LSTM_MAX_HIDDEN, SPECS, TRAIN_SPECS, ExperimentConfig, TrainConfig, field_type, fit,
                              from_query, to_query)
@@ -120,10 +120,6 @@ def config_sidebar(fields: Sequence[str], *, choices: dict[str, Sequence[str]] |
     return config
 
 
-def experiment_sidebar(fields: Sequence[str], **kwargs: Any) -> ExperimentConfig:
-    return config_sidebar(fields, **kwargs)
-
-
 def progress_bar(label: str) -> tuple[Callable[[float], None], Callable[[], None]]:
     """(update(fraction), clear()) for a bar drawn at most every 5 %: it lives inside cached
     functions, whose elements Streamlit records and replays on a cache hit."""
@@ -219,9 +215,14 @@ def run_label(config: TrainConfig) -> str:
     return f"{cell} ({', '.join(extras)}) · {config.task} T={m.seq_len} · seed {m.seed}"
 
 
+def history(result, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(recorded steps, values of ``key``) from a training run's history."""
+    return (np.array([h["step"] for h in result.history]),
+            np.array([h[key] for h in result.history], dtype=float))
+
+
 def loss_chart(runs: dict) -> Any:
-    series = {name: (np.array([h["step"] for h in r.history]), np.array([h["loss"] for h in r.history], float),
-                     np.array([h["eval_loss"] for h in r.history], float)) for name, r in runs.items()}
+    series = {name: (*history(r, "loss"), history(r, "eval_loss")[1]) for name, r in runs.items()}
     baseline = next(iter(runs.values())).baseline
     return plots.loss_figure(series, baseline, title="Loss against the trivial baseline (log scale)")
 

@@ -29,7 +29,6 @@ APP_FLOP_BUDGET = 6.0e11  # about 4 s of float32 matmuls on 2 laptop cores
 MIN_GRID = 16  # grid points of the coarsest map the app shows
 JACOBIAN_COST = {"rnn": 0.05, "lstm": 0.25, "gru": 0.35}  # building one J_k, in matmul-equivalents (measured)
 PAIR_COST = 2.5  # matmul-equivalents per grid pair: the product, norms and the spectral certificate
-DISPLAY_MAX = 300  # heatmap cells per axis sent to the browser
 
 
 @dataclass

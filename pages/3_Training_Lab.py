@@ -1,11 +1,11 @@
 """Training lab: watch a plain RNN stay stuck while an LSTM or an orthogonal RNN learns, and what
 orthogonal regularisation and Riemannian optimisation do to W_hh."""
-import numpy as np
 import streamlit as st
 
 import ui
 from explorer import plots
 from explorer.export import csv_bytes, json_bytes, npz_bytes
+from explorer.train import train_to_json
 
 ui.page_setup("Training Lab", "🏋️")
 st.title("Training lab: the fixes, live")
@@ -42,14 +42,13 @@ done = st.session_state.get("lab_done", {})
 others = [label for label in done if label != ui.run_label(config)]
 for label in st.multiselect("Overlay other finished runs (e.g. tanh RNN vs LSTM, λ = 0 vs λ = 0.1)", others):
     runs[label] = ui.training(done[label], start=True)
-steps = np.array([h["step"] for h in result.history])
+steps = ui.history(result, "step")[0]
 
 ui.chart(ui.loss_chart(runs),
          "A net that cannot carry gradient across T steps stays on the dashed baseline: it learns only the mean. "
          "Escaping it below the baseline means the long-range dependency was learnt.",
          [("history (CSV)", csv_bytes({k: [h[k] for h in result.history] for k in result.history[0]}), "history.csv"),
-          ("run (JSON)", json_bytes(__import__("explorer.train", fromlist=["train_to_json"]).train_to_json(result)),
-           "run.json")], key="loss")
+          ("run (JSON)", json_bytes(train_to_json(result)), "run.json")], key="loss")
 ui.chart(plots.grad_flow_heatmap(steps, result.grad_flow, title="Gradient flow log10 ‖∂L/∂h_t‖ during training"),
          "Each row is one moment of training; each column a time step. Dark on the left means the loss cannot "
          "reach early inputs: the picture of vanishing gradients while learning.",
@@ -64,14 +63,12 @@ with left:
                                                                      for i in range(result.singular_values.shape[1])}}),
                "singular_values.csv")], key="sv")
 with right:
-    ortho = {name: (np.array([h["step"] for h in r.history]), np.array([h["ortho_error"] for h in r.history], float))
-             for name, r in runs.items()}
+    ortho = {name: ui.history(r, "ortho_error") for name, r in runs.items()}
     ui.chart(plots.series_figure(ortho, title="Orthogonality error ‖W_hhᵀW_hh − I‖_F", y="error", log_y=True),
              "Below 1e-4 throughout for a Riemannian run; shrinking with λ > 0.",
              [("orthogonality (CSV)", csv_bytes({"step": steps, "ortho_error": ortho[ui.run_label(config)][1]}),
                "ortho_error.csv")], key="ortho")
-grad = {name: (np.array([h["step"] for h in r.history]), np.array([h["grad_norm"] for h in r.history], float))
-        for name, r in runs.items()}
+grad = {name: ui.history(r, "grad_norm") for name, r in runs.items()}
 ui.chart(plots.series_figure(grad, title="Gradient norm before clipping", y="‖∇J‖₂", log_y=True),
          f"Clipped steps in this run: {sum(h['clipped'] for h in result.history)} (clip = {config.clip:g}).",
          [], key="grad")
