@@ -198,7 +198,7 @@ def series_figure(runs: Mapping[str, tuple[np.ndarray, np.ndarray]], *, title: s
         fig.add_trace(go.Scatter(x=x, y=_finite_or_nan(values), name=name, mode="lines",
                                  line=dict(color=PALETTE[i % len(PALETTE)], width=3)))
     if log_y:
-        fig.update_yaxes(type="log", tickformat=".3~g")
+        fig.update_yaxes(type="log", tickformat=".4~g")  # narrow ranges need the 4th digit
     return _layout(fig, title, "training step", y)
 
 
