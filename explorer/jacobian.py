@@ -9,19 +9,22 @@ For per-step Jacobians J_k = dz_k/dz_{k-1} (k = 1..T) and every pair t <= s,
 product is stored as P = e^{\ell} \hat P with \|\hat P\|_F = 1 and the log scale \ell
 carried separately. Frobenius norms are then exact: log \|P\|_F = \ell.
 
-**Spectral norms, certified.** For G = \hat P^T \hat P, three certificates, cheapest first:
+**Spectral norms, certified.** For G = \hat P^T \hat P, four certificates, cheapest first:
 
 1. A block Rayleigh-Ritz step (k = 4 vectors, warm-started from the previous lag: long
    products converge to low rank) gives Ritz values \theta_1 \ge .. \ge \theta_k \le \lambda_i(G).
    The complement of the first k' Ritz vectors has trace F^2 - \sum_{i \le k'} \theta_i, which
    bounds its eigenvalues; when \theta_{k'} exceeds that by \eta > 0, the quadratic residual
    bound (Mathias 1998; Li & Li 2005) gives \lambda_1 \le \theta_1 + \|R_{k'}\|^2 / \eta.
-2. Else a Cholesky factorisation of \mu I - G with \mu = \theta_1 (1 + rtol)^2: it exists iff
+2. The same bound with the complement's top eigenvalue bounded by \mathrm{tr}(C^2)^{1/2}
+   \le (\|G\|_F^2 - \sum_{i \le k'} \theta_i^2)^{1/2} (pinching), from the Gram matrix: it holds
+   at the middle lags, where a long flat tail has a large trace but a small sum of squares.
+3. Else a Cholesky factorisation of \mu I - G with \mu = \theta_1 (1 + rtol)^2: it exists iff
    every eigenvalue of G is below \mu (Sylvester).
-3. Else an eigen-solve (LAPACK), mostly at lags of a few steps where spectra are flat.
+4. Else an eigen-solve (LAPACK), mostly at lags of a few steps where spectra are flat.
 
 So each reported spectral norm is at most ``rtol`` (relative) below that of the computed
-product, never above it (the float32 Cholesky path up to the Gram matrix's rounding, n eps).
+product, never above it (the float32 paths through the Gram matrix up to its rounding, m eps).
 
 **Speed.** Products are batched along the lag: one batched matmul per lag advances every
 start point at once (T^2/2 products in T batched calls).
@@ -94,8 +97,8 @@ class PairNorms:
 
     @property
     def certified(self) -> int:
-        """Spectral norms settled by a certificate (Ritz bound or Cholesky), not an eigen-solve."""
-        return self.tally.ritz + self.tally.cholesky
+        """Spectral norms settled by a certificate (a residual bound or Cholesky), not an eigen-solve."""
+        return self.tally.ritz + self.tally.moment + self.tally.cholesky
 
     @property
     def exact(self) -> int:
@@ -119,32 +122,33 @@ def _unit_start(count: int, size: int, dtype, device) -> Tensor:
     return V.T.to(dtype=dtype, device=device).expand(count, k, size).clone()
 
 
-def _ritz_step(S: Tensor, Vt: Tensor, F2: Tensor, rtol: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """One certified subspace step on S (B, r, c) from the block V^T (B, k, c), orthonormal rows.
+def _ritz_step(S: Tensor, Vt: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """One Rayleigh-Ritz step on G = S^T S for S (B, r, c) from the block V^T (B, k, c), orthonormal rows.
 
-    Rayleigh-Ritz on G = S^T S gives Ritz values theta_1 >= .. >= theta_k (lower bounds,
-    theta_1 <= sigma_1^2) and residuals R = G Y - Y Theta. For each k' <= k, the compression
-    of G to the complement of the first k' Ritz vectors has trace F^2 - sum_{i<=k'} theta_i,
-    which bounds its eigenvalues; if theta_k' exceeds it by eta > 0, the quadratic residual
-    bound (Mathias 1998; Li & Li 2005) gives sigma_1^2 <= theta_1 + ||R_k'||^2 / eta.
-
-    Returns (theta_1, ok, applicable, next V^T): ``ok`` where the bound certifies sigma_1 to
-    relative ``rtol``; ``applicable`` where some k' has eta > 0 (more steps may tighten it).
-    Blocks are kept transposed because a batched (k x c)(c x c) product is about twice as
-    fast as (c x c)(c x k) in MKL at these sizes.
+    Returns Ritz values theta_1 >= .. >= theta_k (B, k) (lower bounds: theta_1 <= sigma_1^2),
+    ||R_k'||_F^2 for k' = 1..k (B, k) with R = G Y - Y Theta the residual of the first k' Ritz
+    vectors, and the next block (G V Y)^T, orthonormalised. Blocks are kept transposed because a
+    batched (k x c)(c x c) product is about twice as fast as (c x c)(c x k) in MKL at these sizes.
     """
     Ut = torch.bmm(Vt, S.transpose(1, 2))  # (S V)^T, (B, k, r)
     theta, Y = torch.linalg.eigh(Ut @ Ut.transpose(1, 2))  # ascending, (B, k), (B, k, k)
     theta, Yt = theta.flip(-1), Y.flip(-1).transpose(1, 2)
     Wt = torch.bmm(torch.bmm(Yt, Ut), S)  # (G V Y)^T, (B, k, c)
     Rt = Wt - torch.bmm(Yt, Vt) * theta[:, :, None]
-    res2 = torch.cumsum((Rt * Rt).sum(2), dim=1)  # ||R_k'||_F^2 for k' = 1..k
-    eta = theta - (F2[:, None] - torch.cumsum(theta, dim=1))
+    res2 = torch.cumsum((Rt * Rt).sum(2), dim=1)
+    return theta, res2, torch.linalg.qr(Wt.transpose(1, 2))[0].transpose(1, 2)
+
+
+def _residual_bound(theta: Tensor, res2: Tensor, complement: Tensor) -> Tensor:
+    """Upper bound on sigma_1^2 from the quadratic residual bound (Mathias 1998; Li & Li 2005).
+
+    For each k', ``complement[:, k'-1]`` bounds the top eigenvalue of G compressed to the
+    complement of the first k' Ritz vectors; where theta_k' exceeds it by eta > 0,
+    lambda_1 <= theta_1 + ||R_k'||^2 / eta. Returns the least such bound (B,), inf where none applies.
+    """
+    eta = theta - complement
     applicable = eta > 0
-    upper = torch.where(applicable, theta[:, :1] + res2 / torch.where(applicable, eta, 1), math.inf).amin(1)
-    ok = upper <= theta[:, 0] * (1 + rtol) ** 2
-    V_next = torch.linalg.qr(Wt.transpose(1, 2))[0].transpose(1, 2)
-    return theta[:, 0], ok, applicable.any(1), V_next
+    return torch.where(applicable, theta[:, :1] + res2 / torch.where(applicable, eta, 1), math.inf).amin(1)
 
 
 def _gram(S: Tensor) -> Tensor:
@@ -161,46 +165,65 @@ def _top_eigenvalue(G: Tensor) -> Tensor:
 class Tally:
     """How each spectral norm was settled."""
 
-    ritz: int = 0  # Rayleigh-Ritz residual bound
+    ritz: int = 0  # Rayleigh-Ritz residual bound, complement bounded by its trace
+    moment: int = 0  # the same bound, complement bounded by tr(C^2)^(1/2) from the Gram matrix
     cholesky: int = 0  # mu I - G positive definite (a Cholesky factorisation exists)
     exact: int = 0  # LAPACK eigen-solve
 
 
 def certified_spectral(S: Tensor, V: Tensor, F2: Tensor, rtol: float, tally: Tally,
                        max_iter: int = 3, cholesky: bool = True) -> tuple[Tensor, Tensor]:
-    """sigma_1(S)^2 for a batch S (B, r, c), each within relative ``rtol`` (in sigma), never above.
+    r"""sigma_1(S)^2 for a batch S (B, r, c), each within relative ``rtol`` (in sigma), never above.
 
-    Three certificates, cheapest first: the Ritz residual bound of :func:`_ritz_step`; else,
-    with theta_1 from up to ``max_iter`` subspace steps, a Cholesky factorisation of
-    mu I - G for mu = theta_1 (1 + rtol)^2 exists iff every eigenvalue of G is below mu
-    (Sylvester); else an eigen-solve. ``max_iter=1, cholesky=False`` skips straight to the
-    eigen-solve where certificates are known to fail (the first lags: no dominant direction yet).
-    Returns (sigma^2, warm blocks for the next call).
+    Four certificates, cheapest first, each an upper bound \lambda_1(G) \le \mu with
+    \mu \le 	heta_1 (1 + rtol)^2 for G = S^T S and the Ritz value 	heta_1 \le \lambda_1:
+
+    1. the residual bound of :func:`_residual_bound` after up to ``max_iter`` subspace steps,
+       the complement of the first k' Ritz vectors bounded by its trace F^2 - \sum_{i \le k'} 	heta_i;
+    2. the same with the complement bounded by \mathrm{tr}(C^2)^{1/2}: pinching G to the blocks
+       of the Ritz vectors and their complement gives
+       \mathrm{tr}\,C^2 \le \|G\|_F^2 - \sum_{i \le k'} 	heta_i^2, which stays small when the
+       tail is long and flat (the trace does not);
+    3. a Cholesky factorisation of \mu I - G, which exists iff every eigenvalue of G is below \mu;
+    4. else an eigen-solve.
+
+    ``max_iter=1, cholesky=False`` skips to the Gram matrix where the first certificate is known
+    to fail (the first lags: no dominant direction yet). Returns (sigma^2, warm blocks for the next call).
     """
-    theta, ok, _, V = _ritz_step(S, V, F2, rtol)
-    todo = torch.nonzero(~ok).squeeze(1)
-    for _ in range(max_iter - 1):
+    B = S.shape[0]
+    todo = torch.arange(B, device=S.device)
+    for step in range(max_iter):
+        if step == 0:
+            theta, res2, V = th, r2, _ = _ritz_step(S, V)
+        else:
+            th, r2, V_s = _ritz_step(S[todo], V[todo])
+            theta[todo], res2[todo], V[todo] = th, r2, V_s
+        trace_tail = F2[todo, None] - torch.cumsum(th, dim=1)
+        ok = _residual_bound(th, r2, trace_tail) <= th[:, 0] * (1 + rtol) ** 2
+        todo = todo[~ok]
         if todo.numel() == 0:
             break
-        th, ok_s, _, V_s = _ritz_step(S[todo], V[todo], F2[todo], rtol)
-        theta[todo], ok[todo], V[todo] = th, ok_s, V_s
-        todo = todo[~ok_s]
-    tally.ritz += S.shape[0] - int(todo.numel())
-    if todo.numel():
-        G = _gram(S[todo])
-        if cholesky:
-            mu = theta[todo] * (1 + rtol) ** 2
-            eye = torch.eye(G.shape[-1], dtype=G.dtype, device=G.device)
-            info = _batched_lapack(lambda part: torch.linalg.cholesky_ex(part)[1], mu[:, None, None] * eye - G)
-            below = info == 0
-        else:
-            below = torch.zeros(todo.numel(), dtype=torch.bool, device=G.device)
+    tally.ritz += B - int(todo.numel())
+    sigma2 = theta[:, 0].clone()
+    if todo.numel() == 0:
+        return sigma2, V
+    G = _gram(S[todo])
+    th, mu = theta[todo], sigma2[todo] * (1 + rtol) ** 2
+    # tr(C^2) <= ||G||_F^2 - sum theta_i^2, plus the Gram matrix's rounding (||dG||_F <= m eps F^2)
+    margin = 4 * G.shape[-1] * torch.finfo(G.dtype).eps * F2[todo, None] ** 2
+    moment_tail = ((G * G).sum((1, 2))[:, None] - torch.cumsum(th * th, dim=1)).clamp_min(0) + margin
+    ok = _residual_bound(th, res2[todo], moment_tail.sqrt()) <= mu
+    tally.moment += int(ok.sum())
+    todo, G, mu = todo[~ok], G[~ok], mu[~ok]
+    if todo.numel() and cholesky:
+        eye = torch.eye(G.shape[-1], dtype=G.dtype, device=G.device)
+        below = _batched_lapack(lambda part: torch.linalg.cholesky_ex(part)[1], mu[:, None, None] * eye - G) == 0
         tally.cholesky += int(below.sum())
-        rest = torch.nonzero(~below).squeeze(1)
-        if rest.numel():
-            theta[todo[rest]] = _top_eigenvalue(G[rest])
-            tally.exact += int(rest.numel())
-    return theta, V
+        todo, G = todo[~below], G[~below]
+    if todo.numel():
+        sigma2[todo] = _top_eigenvalue(G)
+        tally.exact += int(todo.numel())
+    return sigma2, V
 
 
 def _block_products(jac: Callable[[Tensor], Tensor], grid: np.ndarray, device, diagonal_from: int | None = None,
@@ -262,8 +285,14 @@ def all_pairs(jac: Callable[[Tensor], Tensor], T: int, m: int, *, views: tuple[V
     if K < 2:
         return result
 
-    if stride == 1:
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    if stride == 1 and T * m * m * itemsize <= CHUNK_BYTES:
+        every_step = jac(torch.arange(1, T + 1, device=device))  # built once, not once per lag
+
         def blocks(j0: int, j1: int) -> tuple[Tensor, Tensor]:  # J_k for k in [j0, j1)
+            return every_step[j0 - 1:j1 - 1], None
+    elif stride == 1:
+        def blocks(j0: int, j1: int) -> tuple[Tensor, Tensor]:
             return jac(torch.arange(j0, j1, device=device)), None
     else:
         # the fold over all T steps is the larger share of the work at a coarse stride
@@ -274,7 +303,6 @@ def all_pairs(jac: Callable[[Tensor], Tensor], T: int, m: int, *, views: tuple[V
         def blocks(j0: int, j1: int) -> tuple[Tensor, Tensor]:  # block j covers grid[j-1] -> grid[j]
             return block_mats[j0 - 1:j1 - 1], block_logs[j0 - 1:j1 - 1]
 
-    itemsize = torch.empty((), dtype=dtype).element_size()
     chunk = max(1, min(K - 1, CHUNK_BYTES // (3 * m * m * itemsize)))
     total_pairs, done = K * (K - 1) / 2, 0
     for a0 in range(0, K - 1, chunk):
@@ -302,13 +330,13 @@ def all_pairs(jac: Callable[[Tensor], Tensor], T: int, m: int, *, views: tuple[V
             for v in views:
                 S = P if v.is_full() else P[:, v.rows, v.cols]
                 F2 = torch.ones(nb, dtype=P.dtype, device=device) if v.is_full() else (S * S).sum((1, 2))
-                before = tally.ritz + tally.cholesky
+                before = tally.ritz + tally.moment + tally.cholesky
                 # at short lags (flat spectra) certificates fail: go straight to the eigen-solve,
                 # trying them again every 4th lag
                 hopeless = settled[v.name] < 0.02 and L % 4 != 0
                 sigma2, warm[v.name] = certified_spectral(S, warm[v.name][:nb], F2, rtol, tally,
                                                           max_iter=1 if hopeless else 3, cholesky=not hopeless)
-                settled[v.name] = (tally.ritz + tally.cholesky - before) / nb
+                settled[v.name] = (tally.ritz + tally.moment + tally.cholesky - before) / nb
                 log10_spec = (log_scale + 0.5 * torch.log(sigma2.double())) * LOG10E
                 log10_fro = (log_scale + 0.5 * torch.log(F2.double())) * LOG10E
                 spec[v.name][rows_i, cols_i] = log10_spec.cpu().numpy()

@@ -42,7 +42,7 @@ for tab, key, name in ((tab_spec, "log10_spectral", "‖·‖₂"), (tab_fro, "l
                  "colour gradient away from the diagonal is the geometric decay of the bound.",
                  [("map (NPZ)", pairs_npz(result), "jacobian_maps.npz")], key=f"map_{key}")
 st.caption(f"Spectral norms: {result.pairs.certified} certified to relative error {result.pairs.rtol:g} by a "
-           f"Rayleigh–Ritz bound, {result.pairs.exact} by an exact eigen-solve. Frobenius norms are exact.")
+           f"residual bound or a Cholesky factorisation, {result.pairs.exact} by an exact eigen-solve. Frobenius norms are exact.")
 
 st.subheader("Gradient reaching step T − k from the last step")
 bound = None

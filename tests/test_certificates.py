@@ -1,0 +1,81 @@
+"""The spectral-norm certificates of explorer.jacobian on matrices with known singular values."""
+import math
+
+import pytest
+import torch
+
+from explorer.jacobian import Tally, _unit_start, certified_spectral
+
+
+def _with_spectrum(sigma: torch.Tensor, seed: int) -> torch.Tensor:
+    """S = U diag(sigma) V^T (B, m, m) in float64, U and V Haar-orthogonal."""
+    gen = torch.Generator().manual_seed(seed)
+    B, m = sigma.shape
+    U = torch.linalg.qr(torch.randn(B, m, m, generator=gen, dtype=torch.float64))[0]
+    V = torch.linalg.qr(torch.randn(B, m, m, generator=gen, dtype=torch.float64))[0]
+    return U @ (sigma[:, :, None] * V.transpose(1, 2))
+
+
+def _spectra(kind: str, B: int, m: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(1)
+    j = torch.arange(m, dtype=torch.float64)
+    if kind == "flat":  # a short lag: the top of the spectrum is crowded
+        decay = torch.full((B, 1), 0.999, dtype=torch.float64)
+    elif kind == "moderate":  # the middle lags: a few leading directions over a long flat tail,
+        # whose trace (about 1.4) exceeds sigma_1^2 = 1 while its tr(G^2)^(1/2) (about 0.2) does not
+        top = torch.tensor([1.0, 0.5, 0.25], dtype=torch.float64).expand(B, 3)
+        tail = torch.full((B, m - 3), 0.03, dtype=torch.float64)
+        sigma2 = torch.cat([top, tail], 1) * (1 + 0.01 * torch.rand(B, m, generator=gen, dtype=torch.float64))
+        return sigma2.sqrt().sort(dim=1, descending=True).values
+    else:  # long lags: one dominant direction
+        decay = 0.3 + 0.2 * torch.rand(B, 1, generator=gen, dtype=torch.float64)
+    sigma = decay ** j * (1 + 0.01 * torch.rand(B, m, generator=gen, dtype=torch.float64))
+    return sigma.sort(dim=1, descending=True).values
+
+
+@pytest.mark.parametrize("dtype,rtol", [(torch.float64, 1e-9), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("kind", ["flat", "moderate", "dominant"])
+def test_certified_sigma_is_within_rtol_below_and_never_above(kind, dtype, rtol):
+    B, m = 40, 48
+    sigma = _spectra(kind, B, m)
+    S64 = _with_spectrum(sigma, seed=2)
+    S = S64.to(dtype)
+    F = torch.linalg.matrix_norm(S)
+    S = S / F[:, None, None]
+    exact = torch.linalg.matrix_norm(S.double(), ord=2)  # of the matrix actually passed in
+    tally = Tally()
+    sigma2, _ = certified_spectral(S, _unit_start(B, m, dtype, "cpu"), torch.ones(B, dtype=dtype), rtol, tally)
+    got = sigma2.double().sqrt()
+    rounding = 4 * m * torch.finfo(dtype).eps  # the Gram matrix and LAPACK round
+    assert (got <= exact * (1 + rounding)).all()
+    assert (got >= exact / (1 + rtol) * (1 - rounding)).all()
+    assert tally.ritz + tally.moment + tally.cholesky + tally.exact == B
+
+
+def test_each_certificate_is_used_where_it_should_be():
+    B, m, rtol = 40, 48, 1e-9
+    used = {}
+    for kind in ("flat", "moderate", "dominant"):
+        S = _with_spectrum(_spectra(kind, B, m), seed=3)
+        S = S / torch.linalg.matrix_norm(S)[:, None, None]
+        tally = Tally()
+        # a cold start: in all_pairs each block is warm from the previous lag
+        certified_spectral(S, _unit_start(B, m, S.dtype, "cpu"), torch.ones(B, dtype=S.dtype), rtol, tally,
+                           max_iter=8)
+        used[kind] = tally
+    assert used["dominant"].ritz == B  # the residual bound with the trace of the complement
+    assert used["moderate"].moment > B // 2  # the trace fails, tr(G^2) of the complement does not
+    assert used["flat"].exact + used["flat"].cholesky > B // 2  # no cheap certificate on a crowded top
+
+
+def test_moment_bound_on_a_hand_made_case():
+    """sigma^2 = (1, 0.1 x 41): the complement of the top vector has trace 4.1 > 1, so the
+    trace bound fails, but tr(C^2)^(1/2) = 0.64 < 1, so the moment bound certifies the top."""
+    m = 42
+    sigma = torch.tensor([1.0] + [0.1 ** 0.5] * 41, dtype=torch.float64)[None]
+    S = _with_spectrum(sigma, seed=4)
+    F2 = (S * S).sum((1, 2))
+    tally = Tally()
+    sigma2, _ = certified_spectral(S, _unit_start(1, m, S.dtype, "cpu"), F2, 1e-9, tally, max_iter=8)
+    assert tally.moment == 1
+    assert math.isclose(float(sigma2), 1.0, rel_tol=2e-9)
