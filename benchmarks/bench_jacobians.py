@@ -25,9 +25,8 @@ import torch  # noqa: E402
 
 import explorer  # noqa: E402,F401
 from explorer import ExperimentConfig, analyze  # noqa: E402
-from explorer.analysis import _views, auto_stride  # noqa: E402
+from explorer.analysis import auto_stride, pair_norms  # noqa: E402
 from explorer.cells import build_cell, make_inputs  # noqa: E402
-from explorer.jacobian import all_pairs  # noqa: E402
 
 
 def best_of(fn, repeats: int = 3) -> float:
@@ -47,17 +46,18 @@ def matmul_throughput(n: int, batch: int = 400) -> float:
     return batch * 2 * n**3 / seconds
 
 
-def trace_and_jac(config: ExperimentConfig):
+def cell_and_trace(config: ExperimentConfig):
     cell = build_cell(config)
     with torch.no_grad():
         trace = cell.run(make_inputs(config))
-    return cell, trace, (lambda steps: cell.jacobians(trace, steps)[:, 0])
+    return cell, trace
 
 
 def efficiency(config: ExperimentConfig) -> dict:
-    cell, trace, jac = trace_and_jac(config)
+    """All-pairs maps exactly as the analysis computes them (every view; the LSTM's structured products)."""
+    cell, trace = cell_and_trace(config)
     m, T = cell.state_size, config.seq_len
-    run = lambda: all_pairs(jac, T, m, views=_views(cell), stride=1)  # noqa: E731
+    run = lambda: pair_norms(cell, trace, config)  # noqa: E731
     run()
     seconds = best_of(run, 2)
     peak = matmul_throughput(m)
@@ -90,8 +90,8 @@ def notebook_baseline(config: ExperimentConfig) -> float:
 def ours_all_pairs(config: ExperimentConfig) -> float:
     """The same quantities (plus Frobenius norms), from the forward pass on."""
     def run():
-        cell, trace, jac = trace_and_jac(config)
-        all_pairs(jac, config.seq_len, cell.state_size, views=_views(cell))
+        cell, trace = cell_and_trace(config)
+        pair_norms(cell, trace, config)
     run()
     return best_of(run, 3)
 

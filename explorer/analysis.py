@@ -23,6 +23,7 @@ import torch
 from . import backend
 from .cells import GAMMA, RecurrentCell, Trace, build_cell, make_inputs
 from .config import ExperimentConfig
+from .gated import LSTM
 from .jacobian import LOG10E, PairNorms, View, all_pairs, backprop_log, log10_singular_values
 
 APP_FLOP_BUDGET = 6.0e11  # about 4 s of float32 matmuls on 2 laptop cores
@@ -99,6 +100,15 @@ def _views(cell: RecurrentCell) -> tuple[View, ...]:
     return (View("state"),)
 
 
+def pair_norms(cell: RecurrentCell, trace: Trace, config: ExperimentConfig, stride: int = 1,
+               progress: Callable[[float], None] | None = None) -> PairNorms:
+    """The all-pairs maps of every view of ``cell`` (sequence 0 of ``trace``), as :func:`analyze` computes them."""
+    return all_pairs(lambda steps: cell.jacobians(trace, steps)[:, 0], config.seq_len, cell.state_size,
+                     views=_views(cell), stride=stride, rtol=_rtol(config), dtype=trace.z.dtype,
+                     device=trace.z.device, progress=progress,
+                     diagonal_from=cell.hidden if isinstance(cell, LSTM) else None)
+
+
 def contributions(cell: RecurrentCell, trace: Trace, jac: Callable) -> tuple[np.ndarray, np.ndarray]:
     r"""log10 \|C_t\|_F of the per-step terms of dL/dW_ih for L = u^T h_T, u = 1/\sqrt{n}.
 
@@ -146,9 +156,7 @@ def _analyze(config: ExperimentConfig, stride: int, device, progress) -> Analysi
         return cell.jacobians(trace, steps)[:, 0]
 
     T, m = config.seq_len, cell.state_size
-    pairs = all_pairs(jac, T, m, views=_views(cell), stride=stride, rtol=_rtol(config),
-                      dtype=trace.z.dtype, device=device, progress=progress,
-                      diagonal_from=cell.hidden if config.cell == "lstm" else None)
+    pairs = pair_norms(cell, trace, config, stride=stride, progress=progress)
     contrib, grad_norms = contributions(cell, trace, jac)
     lag = config.lag
     singular = log10_singular_values(jac, T - lag, T, m, dtype=trace.z.dtype, device=device)

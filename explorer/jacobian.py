@@ -151,11 +151,6 @@ def _residual_bound(theta: Tensor, res2: Tensor, complement: Tensor) -> Tensor:
     return torch.where(applicable, theta[:, :1] + res2 / torch.where(applicable, eta, 1), math.inf).amin(1)
 
 
-def _gram(S: Tensor) -> Tensor:
-    """The smaller Gram matrix, S^T S or S S^T: same nonzero eigenvalues sigma_i^2."""
-    return S.transpose(1, 2) @ S if S.shape[2] <= S.shape[1] else S @ S.transpose(1, 2)
-
-
 def _top_eigenvalue(G: Tensor) -> Tensor:
     """lambda_max of a batch of symmetric G."""
     return _batched_lapack(lambda part: torch.linalg.eigvalsh(part)[:, -1], G).clamp_min(0)
@@ -165,8 +160,8 @@ def _top_eigenvalue(G: Tensor) -> Tensor:
 class Tally:
     """How each spectral norm was settled."""
 
-    ritz: int = 0  # Rayleigh-Ritz residual bound, complement bounded by its trace
-    moment: int = 0  # the same bound, complement bounded by tr(C^2)^(1/2) from the Gram matrix
+    ritz: int = 0  # residual bound, the complement bounded by its trace
+    moment: int = 0  # residual bound, the complement bounded by tr(C^2)^(1/2) from the Gram matrix
     cholesky: int = 0  # mu I - G positive definite (a Cholesky factorisation exists)
     exact: int = 0  # LAPACK eigen-solve
 
@@ -175,55 +170,100 @@ def certified_spectral(S: Tensor, V: Tensor, F2: Tensor, rtol: float, tally: Tal
                        max_iter: int = 3, cholesky: bool = True) -> tuple[Tensor, Tensor]:
     r"""sigma_1(S)^2 for a batch S (B, r, c), each within relative ``rtol`` (in sigma), never above.
 
-    Four certificates, cheapest first, each an upper bound \lambda_1(G) \le \mu with
-    \mu \le 	heta_1 (1 + rtol)^2 for G = S^T S and the Ritz value 	heta_1 \le \lambda_1:
+    ``V`` (B, k, c) is a block with orthonormal rows (warm from the previous lag) and F2 (B,)
+    = \|S\|_F^2. Four certificates, cheapest first, each an upper bound
+    \lambda_1(G) \le \mu = \theta_1 (1 + rtol)^2 for G = S^T S and the Ritz value \theta_1 \le \lambda_1:
 
     1. the residual bound of :func:`_residual_bound` after up to ``max_iter`` subspace steps,
-       the complement of the first k' Ritz vectors bounded by its trace F^2 - \sum_{i \le k'} 	heta_i;
-    2. the same with the complement bounded by \mathrm{tr}(C^2)^{1/2}: pinching G to the blocks
-       of the Ritz vectors and their complement gives
-       \mathrm{tr}\,C^2 \le \|G\|_F^2 - \sum_{i \le k'} 	heta_i^2, which stays small when the
-       tail is long and flat (the trace does not);
+       the complement C of the first k' Ritz vectors bounded by its trace F^2 - \sum_{i \le k'} \theta_i;
+    2. the same with C bounded by \mathrm{tr}(C^2)^{1/2}: pinching G to the Ritz block and its
+       complement gives \mathrm{tr}\,C^2 \le \|G\|_F^2 - \sum_{i \le k'} \theta_i^2, which stays
+       small when the tail is long and flat (its trace does not);
     3. a Cholesky factorisation of \mu I - G, which exists iff every eigenvalue of G is below \mu;
-    4. else an eigen-solve.
+    4. else an eigen-solve (LAPACK).
 
-    ``max_iter=1, cholesky=False`` skips to the Gram matrix where the first certificate is known
-    to fail (the first lags: no dominant direction yet). Returns (sigma^2, warm blocks for the next call).
+    ``max_iter=1, cholesky=False`` skips to the Gram matrix where the residual bounds are known
+    to fail (the first lags: no dominant direction yet). Paths 2-4 work on the Gram matrix, so
+    in float32 they hold up to its rounding (m eps F^2). Returns (sigma^2, warm blocks for the next call).
     """
     B = S.shape[0]
-    todo = torch.arange(B, device=S.device)
-    for step in range(max_iter):
-        if step == 0:
-            theta, res2, V = th, r2, _ = _ritz_step(S, V)
-        else:
-            th, r2, V_s = _ritz_step(S[todo], V[todo])
-            theta[todo], res2[todo], V[todo] = th, r2, V_s
-        trace_tail = F2[todo, None] - torch.cumsum(th, dim=1)
-        ok = _residual_bound(th, r2, trace_tail) <= th[:, 0] * (1 + rtol) ** 2
-        todo = todo[~ok]
-        if todo.numel() == 0:
-            break
-    tally.ritz += B - int(todo.numel())
+    growth = (1 + rtol) ** 2
+    theta, res2, V = _ritz_step(S, V)
+    ok = _residual_bound(theta, res2, F2[:, None] - torch.cumsum(theta, dim=1)) <= theta[:, 0] * growth
     sigma2 = theta[:, 0].clone()
+    todo = torch.nonzero(~ok).squeeze(1)
     if todo.numel() == 0:
+        tally.ritz += B
         return sigma2, V
-    G = _gram(S[todo])
-    th, mu = theta[todo], sigma2[todo] * (1 + rtol) ** 2
+    # the rest: more steps on one copy of their matrices (a converged one costs a cheap step,
+    # less than copying the batch again)
+    S_todo, V_todo, F2_todo = S[todo], V[todo], F2[todo, None]
+    ok = torch.zeros(todo.numel(), dtype=torch.bool, device=S.device)
+    for _ in range(max_iter - 1):
+        theta, res2, V_todo = _ritz_step(S_todo, V_todo)
+        ok |= _residual_bound(theta, res2, F2_todo - torch.cumsum(theta, dim=1)) <= theta[:, 0] * growth
+        if bool(ok.all()):
+            break
+    V[todo] = V_todo
+    sigma2[todo] = torch.maximum(sigma2[todo], theta[:, 0])  # every Ritz value is a lower bound
+    tally.ritz += B - todo.numel() + int(ok.sum())
+    if bool(ok.all()):
+        return sigma2, V
+    rest = ~ok
+    todo, S_todo, theta, res2, F2_todo = todo[rest], S_todo[rest], theta[rest], res2[rest], F2_todo[rest]
+    G = torch.bmm(S_todo.transpose(1, 2), S_todo)
+    mu = sigma2[todo] * growth
     # tr(C^2) <= ||G||_F^2 - sum theta_i^2, plus the Gram matrix's rounding (||dG||_F <= m eps F^2)
-    margin = 4 * G.shape[-1] * torch.finfo(G.dtype).eps * F2[todo, None] ** 2
-    moment_tail = ((G * G).sum((1, 2))[:, None] - torch.cumsum(th * th, dim=1)).clamp_min(0) + margin
-    ok = _residual_bound(th, res2[todo], moment_tail.sqrt()) <= mu
+    margin = 4 * G.shape[-1] * torch.finfo(G.dtype).eps * F2_todo ** 2
+    fro2 = torch.linalg.vector_norm(G, dim=(1, 2))[:, None] ** 2
+    moment_tail = (fro2 - torch.cumsum(theta * theta, dim=1)).clamp_min(0) + margin
+    ok = _residual_bound(theta, res2, moment_tail.sqrt()) <= mu
     tally.moment += int(ok.sum())
+    if bool(ok.all()):
+        return sigma2, V
     todo, G, mu = todo[~ok], G[~ok], mu[~ok]
-    if todo.numel() and cholesky:
-        eye = torch.eye(G.shape[-1], dtype=G.dtype, device=G.device)
-        below = _batched_lapack(lambda part: torch.linalg.cholesky_ex(part)[1], mu[:, None, None] * eye - G) == 0
+    if cholesky:
+        shifted = G.neg()
+        shifted.diagonal(dim1=1, dim2=2).add_(mu[:, None])  # mu I - G
+        below = _batched_lapack(lambda part: torch.linalg.cholesky_ex(part)[1], shifted) == 0
         tally.cholesky += int(below.sum())
         todo, G = todo[~below], G[~below]
     if todo.numel():
         sigma2[todo] = _top_eigenvalue(G)
         tally.exact += int(todo.numel())
     return sigma2, V
+
+
+@dataclass(frozen=True)
+class _Split:
+    """Jacobians J (B, m, m) whose columns c: are stacked diagonal blocks of size w = m - c (the
+    LSTM's dz_t/dc_{t-1}: diag(dh/dc) over diag(f)), kept as J[:, :, :c] and those diagonals.
+
+    J P = J[:, :, :c] P[:c] + [diag(d_1); diag(d_2); ..] P[c:]: one batched matmul with half
+    the flops (c = m/2) and one fused elementwise pass."""
+
+    dense: Tensor  # (B, m, c), contiguous
+    diagonals: Tensor  # (B, m / w, w)
+
+    @classmethod
+    def of(cls, J: Tensor, c: int) -> "_Split":
+        w = J.shape[-1] - c
+        diagonals = torch.stack([J[:, r:r + w, c:].diagonal(dim1=1, dim2=2) for r in range(0, J.shape[1], w)], 1)
+        return cls(J[:, :, :c].contiguous(), diagonals)
+
+    def __getitem__(self, index: slice) -> "_Split":
+        return _Split(self.dense[index], self.diagonals[index])
+
+    def times(self, P: Tensor) -> Tensor:
+        B, m, c = self.dense.shape
+        out = torch.bmm(self.dense, P[:, :c])  # (B, m, m)
+        out.view(B, self.diagonals.shape[1], -1, m).addcmul_(self.diagonals[..., None], P[:, None, c:])
+        return out
+
+
+def _times(factor: Tensor | _Split, P: Tensor) -> Tensor:
+    """factor @ P, batched."""
+    return factor.times(P) if isinstance(factor, _Split) else torch.bmm(factor, P)
 
 
 def _block_products(jac: Callable[[Tensor], Tensor], grid: np.ndarray, device, diagonal_from: int | None = None,
@@ -243,23 +283,13 @@ def _block_products(jac: Callable[[Tensor], Tensor], grid: np.ndarray, device, d
             blocks, logs = J.clone(), torch.zeros(len(grid) - 1, dtype=torch.float64, device=device)
         else:
             idx = torch.as_tensor(active, device=device)
-            blocks[idx] = torch.bmm(J, blocks[idx]) if diagonal_from is None else _times_split(J, blocks[idx], diagonal_from)
+            blocks[idx] = _times(J if diagonal_from is None else _Split.of(J, diagonal_from), blocks[idx])
         norms = torch.linalg.vector_norm(blocks, dim=(1, 2))
         blocks /= torch.where(norms > 0, norms, 1)[:, None, None]
         logs += torch.log(norms.double())
         if progress is not None:
             progress((q + 1) / int(lengths.max()))
     return blocks, logs
-
-
-def _times_split(J: Tensor, P: Tensor, c: int) -> Tensor:
-    """J P for J (B, m, m) whose columns c: are stacked diagonal blocks of size m - c."""
-    out = torch.bmm(J[:, :, :c], P[:, :c])  # dense columns: (B, m, c) @ (B, c, m)
-    tail = P[:, c:]  # (B, m - c, m)
-    for r0 in range(0, J.shape[1], J.shape[2] - c):
-        rows = slice(r0, r0 + J.shape[2] - c)
-        out[:, rows] += J[:, rows, c:].diagonal(dim1=1, dim2=2)[..., None] * tail
-    return out
 
 
 def all_pairs(jac: Callable[[Tensor], Tensor], T: int, m: int, *, views: tuple[View, ...] = (View("state"),),
@@ -286,21 +316,24 @@ def all_pairs(jac: Callable[[Tensor], Tensor], T: int, m: int, *, views: tuple[V
         return result
 
     itemsize = torch.empty((), dtype=dtype).element_size()
-    if stride == 1 and T * m * m * itemsize <= CHUNK_BYTES:
-        every_step = jac(torch.arange(1, T + 1, device=device))  # built once, not once per lag
+    if stride == 1:
+        every_step = None
+        if T * m * m * itemsize <= CHUNK_BYTES:  # built once, not once per lag
+            every_step = jac(torch.arange(1, T + 1, device=device))
+            every_split = None if diagonal_from is None else _Split.of(every_step, diagonal_from)
 
-        def blocks(j0: int, j1: int) -> tuple[Tensor, Tensor]:  # J_k for k in [j0, j1)
-            return every_step[j0 - 1:j1 - 1], None
-    elif stride == 1:
-        def blocks(j0: int, j1: int) -> tuple[Tensor, Tensor]:
-            return jac(torch.arange(j0, j1, device=device)), None
+        def blocks(j0: int, j1: int, first: bool) -> tuple[Tensor | _Split, None]:  # J_k for k in [j0, j1)
+            J = every_step[j0 - 1:j1 - 1] if every_step is not None else jac(torch.arange(j0, j1, device=device))
+            if first or diagonal_from is None:
+                return J, None
+            return (every_split[j0 - 1:j1 - 1] if every_step is not None else _Split.of(J, diagonal_from)), None
     else:
         # the fold over all T steps is the larger share of the work at a coarse stride
         block_mats, block_logs = _block_products(jac, grid, device, diagonal_from,
                                                  progress and (lambda f: progress(0.6 * f)))
         progress = progress and (lambda f, report=progress: report(0.6 + 0.4 * f))
 
-        def blocks(j0: int, j1: int) -> tuple[Tensor, Tensor]:  # block j covers grid[j-1] -> grid[j]
+        def blocks(j0: int, j1: int, first: bool) -> tuple[Tensor, Tensor]:  # block j: grid[j-1] -> grid[j]
             return block_mats[j0 - 1:j1 - 1], block_logs[j0 - 1:j1 - 1]
 
     chunk = max(1, min(K - 1, CHUNK_BYTES // (3 * m * m * itemsize)))
@@ -313,13 +346,8 @@ def all_pairs(jac: Callable[[Tensor], Tensor], T: int, m: int, *, views: tuple[V
         for L in range(1, K - a0):
             a_end = min(a1, K - L)  # start indices a with a + L <= K - 1
             nb = a_end - a0
-            B, B_log = blocks(a0 + L, a_end + L)
-            if P is None:
-                P = B.clone()
-            elif diagonal_from is not None and stride == 1:
-                P = _times_split(B, P[:nb], diagonal_from)
-            else:
-                P = torch.bmm(B, P[:nb])
+            factor, B_log = blocks(a0 + L, a_end + L, P is None)
+            P = factor.clone() if P is None else _times(factor, P[:nb])
             log_scale = torch.zeros(nb, dtype=torch.float64, device=device) if log_scale is None else log_scale[:nb]
             if B_log is not None:
                 log_scale = log_scale + B_log
@@ -331,7 +359,7 @@ def all_pairs(jac: Callable[[Tensor], Tensor], T: int, m: int, *, views: tuple[V
                 S = P if v.is_full() else P[:, v.rows, v.cols]
                 F2 = torch.ones(nb, dtype=P.dtype, device=device) if v.is_full() else (S * S).sum((1, 2))
                 before = tally.ritz + tally.moment + tally.cholesky
-                # at short lags (flat spectra) certificates fail: go straight to the eigen-solve,
+                # at short lags (flat spectra) the bounds fail: straight to the eigen-solve,
                 # trying them again every 4th lag
                 hopeless = settled[v.name] < 0.02 and L % 4 != 0
                 sigma2, warm[v.name] = certified_spectral(S, warm[v.name][:nb], F2, rtol, tally,

@@ -9,7 +9,7 @@ import torch
 
 from explorer import ExperimentConfig, analyze, to_json
 from explorer.cli import main
-from explorer.jacobian import _times_split
+from explorer.jacobian import _Split
 from tests.reference import plain_product_norms
 
 
@@ -35,7 +35,8 @@ def test_structured_product_equals_dense():
     J[:, :n, n:] = torch.diag_embed(torch.randn(B, n, dtype=torch.float64))
     J[:, n:, n:] = torch.diag_embed(torch.randn(B, n, dtype=torch.float64))
     P = torch.randn(B, 2 * n, 2 * n, dtype=torch.float64)
-    torch.testing.assert_close(_times_split(J, P, n), J @ P)
+    torch.testing.assert_close(_Split.of(J, n).times(P), J @ P)
+    torch.testing.assert_close(_Split.of(J, n)[1:].times(P[1:]), J[1:] @ P[1:])
 
 
 def test_input_gate_only_is_the_constant_error_carousel():
