@@ -357,7 +357,8 @@ def all_pairs(jac: Callable[[Tensor], Tensor], T: int, m: int, *, views: tuple[V
             rows_i, cols_i = np.arange(a0, a_end), np.arange(a0, a_end) + L
             for v in views:
                 S = P if v.is_full() else P[:, v.rows, v.cols]
-                F2 = torch.ones(nb, dtype=P.dtype, device=device) if v.is_full() else (S * S).sum((1, 2))
+                F2 = (torch.ones(nb, dtype=P.dtype, device=device) if v.is_full()
+                      else torch.linalg.vector_norm(S, dim=(1, 2)) ** 2)
                 before = tally.ritz + tally.moment + tally.cholesky
                 # at short lags (flat spectra) the bounds fail: straight to the eigen-solve,
                 # trying them again every 4th lag
