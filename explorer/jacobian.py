@@ -198,6 +198,7 @@ def certified_spectral(S: Tensor, V: Tensor, F2: Tensor, rtol: float, tally: Tal
     # the rest: more steps on one copy of their matrices (a converged one costs a cheap step,
     # less than copying the batch again)
     S_todo, V_todo, F2_todo = S[todo], V[todo], F2[todo, None]
+    theta, res2 = theta[todo], res2[todo]
     ok = torch.zeros(todo.numel(), dtype=torch.bool, device=S.device)
     for _ in range(max_iter - 1):
         theta, res2, V_todo = _ritz_step(S_todo, V_todo)
@@ -342,7 +343,7 @@ def all_pairs(jac: Callable[[Tensor], Tensor], T: int, m: int, *, views: tuple[V
         a1 = min(a0 + chunk, K - 1)
         P = log_scale = None
         warm = {v.name: _unit_start(a1 - a0, v.size(m), dtype, device) for v in views}
-        settled = {v.name: 1.0 for v in views}  # share certified at the previous lag
+        settled = {v.name: 0.0 for v in views}  # share certified at the previous lag (lag 1: flat)
         for L in range(1, K - a0):
             a_end = min(a1, K - L)  # start indices a with a + L <= K - 1
             nb = a_end - a0

@@ -79,3 +79,23 @@ def test_moment_bound_on_a_hand_made_case():
     sigma2, _ = certified_spectral(S, _unit_start(1, m, S.dtype, "cpu"), F2, 1e-9, tally, max_iter=8)
     assert tally.moment == 1
     assert math.isclose(float(sigma2), 1.0, rel_tol=2e-9)
+
+
+@pytest.mark.parametrize("max_iter,cholesky", [(1, False), (3, True)])
+def test_mixed_batch_each_row_gets_its_own_certificate(max_iter, cholesky):
+    """Rows that the first bound settles and rows that go on to the Gram matrix, in one batch."""
+    B, m, rtol = 20, 32, 1e-9
+    sigma = torch.cat([_spectra("dominant", B // 2, m), _spectra("flat", B // 2, m)])
+    S = _with_spectrum(sigma, seed=5)
+    S = S / torch.linalg.matrix_norm(S)[:, None, None]
+    exact = torch.linalg.matrix_norm(S, ord=2)
+    # warm blocks as from a previous lag: near the top right singular vectors
+    gen = torch.Generator().manual_seed(6)
+    near = torch.linalg.svd(S).Vh[:, :4] + 1e-6 * torch.randn(B, 4, m, generator=gen, dtype=S.dtype)
+    warm = torch.linalg.qr(near.transpose(1, 2))[0].transpose(1, 2)
+    tally = Tally()
+    sigma2, _ = certified_spectral(S, warm, torch.ones(B, dtype=S.dtype), rtol, tally,
+                                   max_iter=max_iter, cholesky=cholesky)
+    got = sigma2.sqrt()
+    assert tally.ritz == B // 2  # the trace bound settles the dominant half only
+    assert (got <= exact * (1 + 1e-13)).all() and (got >= exact / (1 + rtol)).all()
