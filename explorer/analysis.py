@@ -170,8 +170,8 @@ def _analyze(config: ExperimentConfig, stride: int, device, progress) -> Analysi
         rate = math.log10(base) if base > 0 else -math.inf
     gates = {k: v[:, 0].double().cpu().numpy() for k, v in trace.gates.items()}
     extras = {"saturation": saturation(gates, config)}
-    if config.cell == "lstm":
-        extras["direct_cell_path"] = direct_cell_path(gates["f"])
+    if isinstance(cell, LSTM):
+        extras["direct_cell_path"] = direct_cell_path(cell.log_forget(trace)[:, 0].cpu().numpy() * LOG10E)
     return Analysis(
         config=config,
         weights={k: v.detach().double().cpu().numpy() for k, v in cell.state_dict().items()},
@@ -191,15 +191,14 @@ def _analyze(config: ExperimentConfig, stride: int, device, progress) -> Analysi
     )
 
 
-def direct_cell_path(forget: np.ndarray) -> dict[str, np.ndarray]:
-    r"""Norms of the LSTM's direct cell path \prod_{k=t+1}^{T} diag(f_k), for every t.
+def direct_cell_path(log10_forget: np.ndarray) -> dict[str, np.ndarray]:
+    r"""Norms of the LSTM's direct cell path \prod_{k=t+1}^{T} diag(f_k), for every t, in log space.
 
-    Spectral norm = max_i \prod_k f_{k,i}; Frobenius = sqrt(sum_i \prod_k f_{k,i}^2). In log space.
-    forget: (T, n). Returns lags (T+1,) and log10 norms (T+1,) for lags 0..T.
+    Spectral norm = max_i \prod_k f_{k,i}; Frobenius = sqrt(sum_i \prod_k f_{k,i}^2).
+    log10_forget: (T, n) log10 f (from the pre-activation: finite where f underflows float32).
+    Returns lags (T+1,) and log10 norms (T+1,) for lags 0..T.
     """
-    with np.errstate(divide="ignore"):
-        logf = np.log10(forget)  # (T, n)
-    suffix = np.vstack([np.zeros((1, forget.shape[1])), np.cumsum(logf[::-1], axis=0)])  # lags 0..T
+    suffix = np.vstack([np.zeros((1, log10_forget.shape[1])), np.cumsum(log10_forget[::-1], axis=0)])  # lags 0..T
     spectral = suffix.max(axis=1)
     frob = 0.5 * np.log10(np.sum(10.0 ** (2 * (suffix - spectral[:, None])), axis=1)) + spectral
     return {"lags": np.arange(len(suffix)), "log10_spectral": spectral, "log10_frobenius": frob}

@@ -88,6 +88,17 @@ class LSTM(RecurrentCell):
         """sigma'(a) = s (1 - s) for a present gate; an absent gate is constant."""
         return gate * (1 - gate) if name in self.gates else torch.zeros_like(gate)
 
+    def log_forget(self, trace: Trace) -> Tensor:
+        r"""\log f_t = \log\sigma(a^f_t) in float64 from the pre-activation, (T, B, n); 0 where
+        the stage has no forget gate. Unlike f_t in float32, it stays finite for a^f_t < -88."""
+        if "forget" not in self.gates:
+            return torch.zeros(trace.x.shape[:-1] + (self.hidden,), dtype=torch.float64, device=trace.x.device)
+        n, rows = self.hidden, slice(self.hidden, 2 * self.hidden)
+        w_ih, w_hh = self.weight_ih_l0.detach()[rows].double(), self.weight_hh_l0.detach()[rows].double()
+        bias = (self.bias_ih_l0.detach()[rows] + self.bias_hh_l0.detach()[rows]).double()
+        a_f = trace.x.double() @ w_ih.T + trace.z[:-1, ..., :n].double() @ w_hh.T + bias
+        return torch.nn.functional.logsigmoid(a_f)
+
     def jacobians(self, trace: Trace, steps: Tensor) -> Tensor:
         idx = steps - 1
         n = self.hidden

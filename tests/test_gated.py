@@ -220,7 +220,7 @@ def test_stage_input_has_unit_forget_gate_and_identity_cell_path():
         assert torch.equal(J[k, :, n:, n:], eye)  # dc_k/dc_{k-1} = diag(f_k) = I
         P = J[k, :, n:, n:] @ P
     assert torch.equal(P, eye)
-    path = direct_cell_path(gates["f"][:, 0].numpy())
+    path = direct_cell_path(np.log10(gates["f"][:, 0].numpy()))
     assert np.all(path["log10_spectral"] == 0) and np.all(path["log10_frobenius"] == 0.5 * np.log10(n))
 
 
@@ -248,10 +248,29 @@ def test_forget_product_is_sigmoid_power_without_recurrence(gates):
         P = J[t] @ P
     torch.testing.assert_close(P[n:, n:], torch.diag(expected[-1]), rtol=1e-13, atol=0)
     assert torch.all(P[n:, :n] == 0)  # nothing reaches c through h without W_hh
-    path = direct_cell_path(f.numpy())
+    path = direct_cell_path(np.log10(f.numpy()))
     lags = path["lags"]
     np.testing.assert_allclose(path["log10_spectral"], lags * math.log10(float(torch.sigmoid(b.max()))),
                                rtol=1e-12, atol=1e-13)
+
+
+def test_direct_cell_path_stays_finite_where_forget_gates_underflow_float32():
+    """b_f = -200: f = sigmoid(-200) ~ 1e-87 is 0 in float32, but log f is finite: the direct path
+    over k steps is k log10 sigmoid(-200), read from the pre-activation in float64."""
+    n, T = 3, 40
+    cell = random_cell("lstm", 2, n, 12).float()
+    with torch.no_grad():
+        cell.weight_hh_l0.zero_()
+        cell.bias_ih_l0[n:2 * n] = -200.0
+        cell.bias_hh_l0[n:2 * n] = 0
+        trace = cell.run(torch.zeros(T, 1, 2))
+    assert torch.all(trace.gates["f"] == 0)  # the float32 gate underflows
+    log_f = cell.log_forget(trace)[:, 0]
+    per_step = -200.0 - math.log1p(math.exp(-200.0))  # log sigmoid(-200), exactly
+    torch.testing.assert_close(log_f, torch.full((T, n), per_step, dtype=torch.float64), rtol=1e-15, atol=0)
+    path = direct_cell_path(log_f.numpy() / math.log(10))
+    np.testing.assert_allclose(path["log10_spectral"], path["lags"] * per_step / math.log(10), rtol=1e-12)
+    assert np.isfinite(path["log10_frobenius"]).all()
 
 
 @pytest.mark.parametrize("seq_len", [1, 2, 3, 10, 500])
