@@ -49,7 +49,7 @@ def test_certified_sigma_is_within_rtol_below_and_never_above(kind, dtype, rtol)
     rounding = 4 * m * torch.finfo(dtype).eps  # the Gram matrix and LAPACK round
     assert (got <= exact * (1 + rounding)).all()
     assert (got >= exact / (1 + rtol) * (1 - rounding)).all()
-    assert tally.ritz + tally.moment + tally.cholesky + tally.exact == B
+    assert tally.power + tally.ritz + tally.moment + tally.cholesky + tally.exact == B
 
 
 def test_each_certificate_is_used_where_it_should_be():
@@ -63,7 +63,7 @@ def test_each_certificate_is_used_where_it_should_be():
         certified_spectral(S, _unit_start(B, m, S.dtype, "cpu"), torch.ones(B, dtype=S.dtype), rtol, tally,
                            max_iter=8)
         used[kind] = tally
-    assert used["dominant"].ritz == B  # the residual bound with the trace of the complement
+    assert used["dominant"].power + used["dominant"].ritz == B  # the residual bound with the trace of the complement
     assert used["moderate"].moment > B // 2  # the trace fails, tr(G^2) of the complement does not
     assert used["flat"].exact + used["flat"].cholesky > B // 2  # no cheap certificate on a crowded top
 
@@ -97,5 +97,25 @@ def test_mixed_batch_each_row_gets_its_own_certificate(max_iter, cholesky):
     sigma2, _ = certified_spectral(S, warm, torch.ones(B, dtype=S.dtype), rtol, tally,
                                    max_iter=max_iter, cholesky=cholesky)
     got = sigma2.sqrt()
-    assert tally.ritz == B // 2  # the trace bound settles the dominant half only
+    assert tally.power + tally.ritz == B // 2  # the trace bound settles the dominant half only
     assert (got <= exact * (1 + 1e-13)).all() and (got >= exact / (1 + rtol)).all()
+
+
+@pytest.mark.parametrize("dtype,rtol", [(torch.float64, 1e-9), (torch.float32, 1e-5)])
+def test_power_step_settles_one_dominant_direction_from_a_warm_start(dtype, rtol):
+    B, m = 30, 40
+    S = _with_spectrum(_spectra("dominant", B, m), seed=7)
+    S = (S / torch.linalg.matrix_norm(S)[:, None, None]).to(dtype)
+    exact = torch.linalg.matrix_norm(S.double(), ord=2)
+    gen = torch.Generator().manual_seed(8)
+    near = torch.linalg.svd(S.double()).Vh[:, :4] + 1e-6 * torch.randn(B, 4, m, generator=gen, dtype=torch.float64)
+    warm = torch.linalg.qr(near.transpose(1, 2))[0].transpose(1, 2).to(dtype)
+    tally = Tally()
+    sigma2, V = certified_spectral(S, warm, torch.ones(B, dtype=dtype), rtol, tally)
+    assert tally.power == B
+    got = sigma2.double().sqrt()
+    rounding = 4 * m * torch.finfo(dtype).eps
+    assert (got <= exact * (1 + rounding)).all() and (got >= exact / (1 + rtol) * (1 - rounding)).all()
+    # the first row moved towards the top right singular vector
+    top = torch.linalg.svd(S.double()).Vh[:, 0]
+    assert ((V[:, 0].double() * top).sum(1).abs() > 1 - 1e-6).all()
