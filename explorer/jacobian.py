@@ -9,8 +9,10 @@ For per-step Jacobians J_k = dz_k/dz_{k-1} (k = 1..T) and every pair t <= s,
 product is stored as P = e^{\ell} \hat P with \|\hat P\|_F = 1 and the log scale \ell
 carried separately. Frobenius norms are then exact: log \|P\|_F = \ell.
 
-**Spectral norms, certified.** For G = \hat P^T \hat P, four certificates, cheapest first:
+**Spectral norms, certified.** For G = \hat P^T \hat P, five certificates, cheapest first:
 
+0. Where one direction holds more than half of \|\hat P\|_F^2 (the RNN's long lags), one power
+   step with the previous lag's top vector and the bound of 1. with k' = 1 (:func:`_power_step`).
 1. A block Rayleigh-Ritz step (k = 4 vectors, warm-started from the previous lag: long
    products converge to low rank) gives Ritz values \theta_1 \ge .. \ge \theta_k \le \lambda_i(G).
    The complement of the first k' Ritz vectors has trace F^2 - \sum_{i \le k'} \theta_i, which
