@@ -195,9 +195,10 @@ def certified_spectral(S: Tensor, V: Tensor, F2: Tensor, rtol: float, tally: Tal
     r"""sigma_1(S)^2 for a batch S (B, r, c), each within relative ``rtol`` (in sigma), never above.
 
     ``V`` (B, k, c) is a block with orthonormal rows (warm from the previous lag) and F2 (B,)
-    = \|S\|_F^2. Four certificates, cheapest first, each an upper bound
+    = \|S\|_F^2. Five certificates, cheapest first, each an upper bound
     \lambda_1(G) \le \mu = \theta_1 (1 + rtol)^2 for G = S^T S and the Ritz value \theta_1 \le \lambda_1:
 
+    0. with ``power_step``, one power step on the block's first row (:func:`_power_step`);
     1. the residual bound of :func:`_residual_bound` after up to ``max_iter`` subspace steps,
        the complement C of the first k' Ritz vectors bounded by its trace F^2 - \sum_{i \le k'} \theta_i;
     2. the same with C bounded by \mathrm{tr}(C^2)^{1/2}: pinching G to the Ritz block and its
