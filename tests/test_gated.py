@@ -71,15 +71,20 @@ def _torch_lstm_steps(ref: torch.nn.LSTM, x: torch.Tensor):
     return torch.stack(hs), torch.stack(cs)
 
 
-@pytest.mark.parametrize("seed, d, n, T", [(0, 3, 4, 12), (1, 1, 8, 25), (2, 5, 16, 40)])
-def test_lstm_matches_torch(seed, d, n, T):
-    cell = random_cell("lstm", d, n, seed)
-    ref = torch.nn.LSTM(d, n, dtype=F64)
+def _ours_and_torch(kind: str, seed: int, d: int, n: int, T: int):
+    """Our cell and torch.nn.LSTM/GRU with the same weights, run on the same seeded input (T, 3, d)."""
+    cell = random_cell(kind, d, n, seed)
+    ref = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind](d, n, dtype=F64)
     ref.load_state_dict(cell.state_dict())
     x = random_inputs(T, 3, d, seed)
     with torch.no_grad():
-        trace = cell.run(x)
-        out, (h_T, c_T) = ref(x)
+        return cell.run(x), ref, x, ref(x)
+
+
+@pytest.mark.parametrize("seed, d, n, T", [(0, 3, 4, 12), (1, 1, 8, 25), (2, 5, 16, 40)])
+def test_lstm_matches_torch(seed, d, n, T):
+    trace, ref, x, (out, (h_T, c_T)) = _ours_and_torch("lstm", seed, d, n, T)
+    with torch.no_grad():
         h_ref, c_ref = _torch_lstm_steps(ref, x)
     torch.testing.assert_close(trace.h[1:], out, rtol=0, atol=1e-12)
     torch.testing.assert_close(trace.h[1:], h_ref, rtol=0, atol=1e-12)
@@ -114,13 +119,7 @@ def test_lstm_stage_matches_saturated_torch(gates):
 
 @pytest.mark.parametrize("seed, d, n, T", [(0, 3, 4, 12), (1, 1, 8, 25), (2, 5, 16, 40)])
 def test_gru_matches_torch(seed, d, n, T):
-    cell = random_cell("gru", d, n, seed)
-    ref = torch.nn.GRU(d, n, dtype=F64)
-    ref.load_state_dict(cell.state_dict())
-    x = random_inputs(T, 3, d, seed)
-    with torch.no_grad():
-        trace = cell.run(x)
-        out, h_T = ref(x)
+    trace, _, _, (out, h_T) = _ours_and_torch("gru", seed, d, n, T)
     torch.testing.assert_close(trace.h[1:], out, rtol=0, atol=1e-12)
     torch.testing.assert_close(trace.h[-1], h_T[0], rtol=0, atol=1e-12)
     assert trace.c is None
