@@ -100,7 +100,7 @@ class PairNorms:
     @property
     def certified(self) -> int:
         """Spectral norms settled by a certificate (a residual bound or Cholesky), not an eigen-solve."""
-        return self.tally.power + self.tally.ritz + self.tally.moment + self.tally.cholesky
+        return self.tally.certified
 
     @property
     def exact(self) -> int:
@@ -174,6 +174,12 @@ def _residual_bound(theta: Tensor, res2: Tensor, complement: Tensor) -> Tensor:
     return torch.where(applicable, theta[:, :1] + res2 / torch.where(applicable, eta, 1), math.inf).amin(1)
 
 
+def _trace_bound_holds(theta: Tensor, res2: Tensor, F2: Tensor, growth: float) -> Tensor:
+    """Certificate 1: the residual bound with each complement bounded by its trace F^2 - sum theta_i,
+    within ``growth`` = (1 + rtol)^2 of theta_1. theta, res2 (B, k); F2 (B,). Returns (B,) bool."""
+    return _residual_bound(theta, res2, F2[:, None] - torch.cumsum(theta, dim=1)) <= theta[:, 0] * growth
+
+
 def _top_eigenvalue(G: Tensor) -> Tensor:
     """lambda_max of a batch of symmetric G."""
     return _batched_lapack(lambda part: torch.linalg.eigvalsh(part)[:, -1], G).clamp_min(0)
@@ -188,6 +194,11 @@ class Tally:
     moment: int = 0  # residual bound, the complement bounded by tr(C^2)^(1/2) from the Gram matrix
     cholesky: int = 0  # mu I - G positive definite (a Cholesky factorisation exists)
     exact: int = 0  # LAPACK eigen-solve
+
+    @property
+    def certified(self) -> int:
+        """Settled by a certificate, not an eigen-solve."""
+        return self.power + self.ritz + self.moment + self.cholesky
 
 
 def certified_spectral(S: Tensor, V: Tensor, F2: Tensor, rtol: float, tally: Tally,
@@ -227,7 +238,7 @@ def certified_spectral(S: Tensor, V: Tensor, F2: Tensor, rtol: float, tally: Tal
             return sigma2, V
     V = torch.linalg.qr(V.transpose(1, 2))[0].transpose(1, 2)  # a power step moves the first row only
     theta, res2, V = _ritz_step(S, V)
-    ok = _residual_bound(theta, res2, F2[:, None] - torch.cumsum(theta, dim=1)) <= theta[:, 0] * growth
+    ok = _trace_bound_holds(theta, res2, F2, growth)
     sigma2 = theta[:, 0].clone()
     todo = torch.nonzero(~ok).squeeze(1)
     if todo.numel() == 0:
@@ -235,12 +246,12 @@ def certified_spectral(S: Tensor, V: Tensor, F2: Tensor, rtol: float, tally: Tal
         return sigma2, V
     # the rest: more steps on one copy of their matrices (a converged one costs a cheap step,
     # less than copying the batch again)
-    S_todo, V_todo, F2_todo = S[todo], V[todo], F2[todo, None]
+    S_todo, V_todo, F2_todo = S[todo], V[todo], F2[todo]
     theta, res2 = theta[todo], res2[todo]
     ok = torch.zeros(todo.numel(), dtype=torch.bool, device=S.device)
     for _ in range(max_iter - 1):
         theta, res2, V_todo = _ritz_step(S_todo, V_todo)
-        ok |= _residual_bound(theta, res2, F2_todo - torch.cumsum(theta, dim=1)) <= theta[:, 0] * growth
+        ok |= _trace_bound_holds(theta, res2, F2_todo, growth)
         if bool(ok.all()):
             break
     V[todo] = V_todo
@@ -253,7 +264,7 @@ def certified_spectral(S: Tensor, V: Tensor, F2: Tensor, rtol: float, tally: Tal
     G = torch.bmm(S_todo.transpose(1, 2), S_todo)
     mu = sigma2[todo] * growth
     # tr(C^2) <= ||G||_F^2 - sum theta_i^2, plus the Gram matrix's rounding (||dG||_F <= m eps F^2)
-    margin = 4 * G.shape[-1] * torch.finfo(G.dtype).eps * F2_todo ** 2
+    margin = 4 * G.shape[-1] * torch.finfo(G.dtype).eps * F2_todo[:, None] ** 2
     fro2 = torch.linalg.vector_norm(G, dim=(1, 2))[:, None] ** 2
     moment_tail = (fro2 - torch.cumsum(theta * theta, dim=1)).clamp_min(0) + margin
     ok = _residual_bound(theta, res2, moment_tail.sqrt()) <= mu
@@ -399,7 +410,7 @@ def all_pairs(jac: Callable[[Tensor], Tensor], T: int, m: int, *, views: tuple[V
                 S = P if v.is_full() else P[:, v.rows, v.cols]
                 F2 = (torch.ones(nb, dtype=P.dtype, device=device) if v.is_full()
                       else torch.linalg.vector_norm(S, dim=(1, 2)) ** 2)
-                before = tally.power + tally.ritz + tally.moment + tally.cholesky
+                before = tally.certified
                 # at short lags (flat spectra) the bounds fail: straight to the eigen-solve,
                 # trying them again every 4th lag
                 hopeless = settled[v.name] < 0.02 and L % 4 != 0
@@ -410,7 +421,7 @@ def all_pairs(jac: Callable[[Tensor], Tensor], T: int, m: int, *, views: tuple[V
                 sigma2, warm[v.name] = certified_spectral(S, warm[v.name][:nb], F2, rtol, tally,
                                                           max_iter=1 if hopeless else 3, cholesky=not hopeless,
                                                           power_step=power_step)
-                settled[v.name] = (tally.power + tally.ritz + tally.moment + tally.cholesky - before) / nb
+                settled[v.name] = (tally.certified - before) / nb
                 if power_step:
                     powered[v.name] = (tally.power - before_power) / nb
                 log10_spec = (log_scale + 0.5 * torch.log(sigma2.double())) * LOG10E
