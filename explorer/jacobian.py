@@ -29,12 +29,14 @@ So each reported spectral norm is at most ``rtol`` (relative) below that of the 
 product, never above it (the float32 paths through the Gram matrix up to its rounding, m eps).
 
 **Speed.** Products are batched along the lag: one batched matmul per lag advances every
-start point at once (T^2/2 products in T batched calls).
+start point at once (T^2/2 products in T batched calls). On the CPU the start points are
+split in two runs of equal work on two single-threaded workers (:func:`_run_split`).
 """
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -58,7 +60,7 @@ _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="explorer-lapack", 
 
 def _batched_lapack(fn: Callable[[Tensor], Tensor], A: Tensor) -> Tensor:
     """``fn`` over a batch on the CPU, in halves on the two LAPACK workers (torch releases the GIL)."""
-    if A.device.type != "cpu":
+    if A.device.type != "cpu" or getattr(_in_sweep, "active", False):  # a sweep worker: its own core
         return fn(A)
     parts = (A,) if A.shape[0] < 8 else (A[: A.shape[0] // 2], A[A.shape[0] // 2:])
     return torch.cat([future.result() for future in [_POOL.submit(fn, part) for part in parts]])
@@ -201,11 +203,12 @@ class Tally:
         return self.power + self.ritz + self.moment + self.cholesky
 
 
-def certified_spectral(S: Tensor, V: Tensor, F2: Tensor, rtol: float, tally: Tally,
-                       max_iter: int = 3, cholesky: bool = True, power_step: bool = True) -> tuple[Tensor, Tensor]:
+def certified_spectral(S: Tensor, V: Tensor, F2: Tensor, rtol: float, tally: Tally, max_iter: int = 3,
+                       cholesky: bool = True, power_step: bool = True, orthonormal: bool = True) -> tuple[Tensor, Tensor]:
     r"""sigma_1(S)^2 for a batch S (B, r, c), each within relative ``rtol`` (in sigma), never above.
 
-    ``V`` (B, k, c) is a block with orthonormal rows (warm from the previous lag) and F2 (B,)
+    ``V`` (B, k, c) is a block (warm from the previous lag) whose rows are ``orthonormal`` or,
+    after a power step, whose first row is a unit vector; F2 (B,)
     = \|S\|_F^2. Five certificates, cheapest first, each an upper bound
     \lambda_1(G) \le \mu = \theta_1 (1 + rtol)^2 for G = S^T S and the Ritz value \theta_1 \le \lambda_1:
 
@@ -220,7 +223,8 @@ def certified_spectral(S: Tensor, V: Tensor, F2: Tensor, rtol: float, tally: Tal
 
     ``max_iter=1, cholesky=False`` skips to the Gram matrix where the residual bounds are known
     to fail (the first lags: no dominant direction yet). Paths 2-4 work on the Gram matrix, so
-    in float32 they hold up to its rounding (m eps F^2). Returns (sigma^2, warm blocks for the next call).
+    in float32 they hold up to its rounding (m eps F^2). Returns (sigma^2, warm blocks for the next call:
+    orthonormal unless ``power_step``).
     """
     B = S.shape[0]
     growth = (1 + rtol) ** 2
@@ -233,10 +237,11 @@ def certified_spectral(S: Tensor, V: Tensor, F2: Tensor, rtol: float, tally: Tal
         if settled * 2 > B:  # the rest on a copy; else all of them (cheaper than copying most)
             rest = torch.nonzero(~ok).squeeze(1)
             sigma2[rest], V[rest] = certified_spectral(S[rest], V[rest], F2[rest], rtol, tally, max_iter, cholesky,
-                                                       power_step=False)
+                                                       power_step=False, orthonormal=False)
             tally.power += settled
             return sigma2, V
-    V = torch.linalg.qr(V.transpose(1, 2))[0].transpose(1, 2)  # a power step moves the first row only
+    if power_step or not orthonormal:  # a power step moves the first row only
+        V = torch.linalg.qr(V.transpose(1, 2))[0].transpose(1, 2)
     theta, res2, V = _ritz_step(S, V)
     ok = _trace_bound_holds(theta, res2, F2, growth)
     sigma2 = theta[:, 0].clone()
@@ -386,14 +391,13 @@ def all_pairs(jac: Callable[[Tensor], Tensor], T: int, m: int, *, views: tuple[V
         def blocks(j0: int, j1: int, first: bool) -> tuple[Tensor, Tensor]:  # block j: grid[j-1] -> grid[j]
             return block_mats[j0 - 1:j1 - 1], block_logs[j0 - 1:j1 - 1]
 
-    chunk = max(1, min(K - 1, CHUNK_BYTES // (3 * m * m * itemsize)))
-    total_pairs, done = K * (K - 1) / 2, 0
-    for a0 in range(0, K - 1, chunk):
-        a1 = min(a0 + chunk, K - 1)
+    def sweep(a0: int, a1: int, tally: Tally, report: Callable[[int], None]) -> None:
+        """Every pair with a start in [a0, a1), lag by lag: one batched product per lag."""
         P = log_scale = None
         warm = {v.name: _unit_start(a1 - a0, v.size(m), dtype, device) for v in views}
         settled = {v.name: 0.0 for v in views}  # share certified at the previous lag (lag 1: flat)
         powered = {v.name: 0.0 for v in views}  # share the power step settled when last tried
+        orthonormal = {v.name: True for v in views}  # the warm block's rows (not after a power step)
         for L in range(1, K - a0):
             a_end = min(a1, K - L)  # start indices a with a + L <= K - 1
             nb = a_end - a0
@@ -420,7 +424,8 @@ def all_pairs(jac: Callable[[Tensor], Tensor], T: int, m: int, *, views: tuple[V
                 before_power = tally.power
                 sigma2, warm[v.name] = certified_spectral(S, warm[v.name][:nb], F2, rtol, tally,
                                                           max_iter=1 if hopeless else 3, cholesky=not hopeless,
-                                                          power_step=power_step)
+                                                          power_step=power_step, orthonormal=orthonormal[v.name])
+                orthonormal[v.name] = not power_step
                 settled[v.name] = (tally.certified - before) / nb
                 if power_step:
                     powered[v.name] = (tally.power - before_power) / nb
@@ -428,10 +433,74 @@ def all_pairs(jac: Callable[[Tensor], Tensor], T: int, m: int, *, views: tuple[V
                 log10_fro = (log_scale + 0.5 * torch.log(F2.double())) * LOG10E
                 spec[v.name][rows_i, cols_i] = log10_spec.cpu().numpy()
                 fro[v.name][rows_i, cols_i] = log10_fro.cpu().numpy()
-            done += nb
-            if progress is not None:
-                progress(min(1.0, done / total_pairs))
+            report(nb)
+
+    chunk = max(1, min(K - 1, CHUNK_BYTES // (3 * m * m * itemsize)))
+    for a0 in range(0, K - 1, chunk):
+        a1 = min(a0 + chunk, K - 1)
+        _run_split(sweep, a0, a1, K, tally, device, progress,
+                   done_before=_pairs_from(a0, K), total=_pairs_from(K - 1, K))
     return result
+
+
+def _pairs_from(a0: int, K: int) -> int:
+    """Pairs (a, a + L), L >= 1, with a start a < a0 on a grid of K points."""
+    return a0 * (K - 1) - a0 * (a0 - 1) // 2
+
+
+SHORT_LAGS = 8  # lags with flat spectra cost about this many times a long lag (an eigen-solve each)
+
+
+def _balanced_split(a0: int, a1: int, K: int) -> int:
+    """The start b that splits [a0, a1) into two runs of about equal work: start a has lags
+    1 .. K - 1 - a, the first ``SHORT_LAGS`` of them weighted ``SHORT_LAGS`` times."""
+    lags = K - 1 - np.arange(a0, a1)
+    work = np.cumsum(lags + (SHORT_LAGS - 1) * np.minimum(lags, SHORT_LAGS))
+    return a0 + 1 + int(np.searchsorted(work, work[-1] / 2))
+
+
+_SWEEPS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="explorer-pairs", initializer=_lapack_worker)
+_in_sweep = threading.local()
+
+
+def _run_split(sweep, a0: int, a1: int, K: int, tally: Tally, device, progress, done_before: int, total: int) -> None:
+    """``sweep`` over starts [a0, a1), on the CPU as two halves in two single-threaded workers.
+
+    Most of a sweep is small batched ops (Ritz steps on k = 4 vectors, LAPACK on 64..128
+    matrices) that one thread runs as fast as two; two halves side by side use both cores.
+    Progress is reported from this thread (Streamlit's widgets belong to the script's thread).
+    """
+    done = [0]
+
+    def show() -> None:
+        if progress is not None:
+            progress(min(1.0, (done_before + done[0]) / total))
+
+    def report(count: int) -> None:
+        done[0] += count  # one += per lag under the GIL; a lost update would only delay the bar
+
+    if torch.device(device).type != "cpu" or a1 - a0 < 4:
+        sweep(a0, a1, tally, lambda count: (report(count), show()))
+        return
+    b = min(max(_balanced_split(a0, a1, K), a0 + 1), a1 - 1)
+    tallies = (Tally(), Tally())
+
+    def half(lo: int, hi: int, part: Tally) -> None:
+        _in_sweep.active = True
+        try:
+            sweep(lo, hi, part, report)
+        finally:
+            _in_sweep.active = False
+
+    futures = [_SWEEPS.submit(half, a0, b, tallies[0]), _SWEEPS.submit(half, b, a1, tallies[1])]
+    while not all(future.done() for future in futures):
+        wait(futures, timeout=0.05)
+        show()
+    for future in futures:
+        future.result()  # re-raise a worker's error here
+    for part in tallies:
+        for name, count in vars(part).items():
+            setattr(tally, name, getattr(tally, name) + count)
 
 
 def product(jac: Callable[[Tensor], Tensor], t: int, s: int, m: int, dtype=torch.float64, device="cpu") -> tuple[Tensor, float]:

@@ -119,3 +119,25 @@ def test_power_step_settles_one_dominant_direction_from_a_warm_start(dtype, rtol
     # the first row moved towards the top right singular vector
     top = torch.linalg.svd(S.double()).Vh[:, 0]
     assert ((V[:, 0].double() * top).sum(1).abs() > 1 - 1e-6).all()
+
+
+def test_block_left_by_a_power_step_is_orthonormalised_before_rayleigh_ritz():
+    """A power step moves the block's first row to G v / |G v| and leaves the others: the rows
+    are no longer orthonormal. Passed on with ``orthonormal=False`` (as all_pairs does after a
+    power step), the Ritz values are still lower bounds within rtol, and the block comes back
+    orthonormal."""
+    B, m, rtol = 30, 32, 1e-9
+    sigma = torch.cat([_spectra("dominant", B // 2, m), _spectra("flat", B - B // 2, m)])
+    S = _with_spectrum(sigma, seed=9)
+    S = S / torch.linalg.matrix_norm(S)[:, None, None]
+    exact = torch.linalg.matrix_norm(S, ord=2)
+    V = _unit_start(B, m, S.dtype, "cpu")
+    moved = V[:, 0] + 0.8 * V[:, 1]
+    V[:, 0] = moved / torch.linalg.vector_norm(moved, dim=1, keepdim=True)  # unit, 0.62 along row 1
+    tally = Tally()
+    sigma2, V = certified_spectral(S, V, torch.ones(B, dtype=S.dtype), rtol, tally, power_step=False,
+                                   orthonormal=False)
+    got = sigma2.sqrt()
+    assert tally.ritz > 0 and tally.exact + tally.cholesky > 0
+    assert (got <= exact * (1 + 1e-13)).all() and (got >= exact / (1 + rtol)).all()
+    torch.testing.assert_close(V @ V.transpose(1, 2), torch.eye(4, dtype=S.dtype).expand(B, 4, 4))

@@ -298,3 +298,44 @@ def test_linear_residual_rnn_with_skew_symmetric_weight_never_contracts():
         assert log10_singular_values(jac, t, s, 10).min() >= -1e-12
     spec = all_pairs(jac, 40, 10, rtol=1e-9, dtype=torch.float64).log10_spectral["state"]
     assert (spec[np.triu_indices(41)] >= -1e-12).all()
+
+
+def test_two_worker_sweep_equals_one_sweep_and_reports_progress_from_the_caller(monkeypatch):
+    """On the CPU the starts are split over two single-threaded workers: the numbers must be
+    those of one sweep to rounding (device != cpu takes the one-sweep path), progress must come from the
+    calling thread (Streamlit's widgets), and a worker's error must reach the caller."""
+    import threading
+
+    from explorer import jacobian
+
+    cfg = ExperimentConfig(hidden=12, seq_len=70, seed=3, gain=1.3, init="gaussian", **F64)
+    cell, _, tr = trace_of(cfg)
+    jac = lambda steps: cell.jacobians(tr, steps)[:, 0]  # noqa: E731
+    seen = []
+    split = all_pairs(jac, 70, 12, rtol=1e-9, dtype=torch.float64,
+                      progress=lambda f: seen.append((f, threading.current_thread())))
+    one = []
+    original = jacobian._run_split
+    try:
+        def one_sweep(sweep, a0, a1, K, tally, device, progress, done_before, total):
+            one.append((a0, a1))
+            original(sweep, a0, a1, K, tally, torch.device("meta"), progress, done_before, total)
+        jacobian._run_split = one_sweep
+        single = all_pairs(jac, 70, 12, rtol=1e-9, dtype=torch.float64)
+    finally:
+        jacobian._run_split = original
+    assert one == [(0, 70)]
+    # halves are smaller batches (other BLAS blocking, other rows per certificate): equal to
+    # rounding, and each within the stated rtol of the true norm
+    np.testing.assert_allclose(split.log10_spectral["state"], single.log10_spectral["state"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(split.log10_frobenius["state"], single.log10_frobenius["state"], rtol=0, atol=1e-12)
+    assert split.tally.certified + split.exact == single.tally.certified + single.exact == 70 * 71 // 2
+    assert seen and all(thread is threading.current_thread() for _, thread in seen)
+    assert seen[-1][0] == 1.0 and all(a <= b for (a, _), (b, _) in zip(seen, seen[1:]))
+
+    def broken(*args, **kwargs):
+        assert threading.current_thread().name.startswith("explorer-pairs")
+        raise RuntimeError("broken certificate")
+    monkeypatch.setattr(jacobian, "certified_spectral", broken)
+    with pytest.raises(RuntimeError, match="broken certificate"):
+        all_pairs(jac, 70, 12, dtype=torch.float64)
