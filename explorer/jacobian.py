@@ -187,6 +187,15 @@ def _top_eigenvalue(G: Tensor) -> Tensor:
     return _batched_lapack(lambda part: torch.linalg.eigvalsh(part)[:, -1], G).clamp_min(0)
 
 
+def _rows(keep: Tensor, *tensors: Tensor) -> tuple[Tensor, ...]:
+    """The rows where ``keep`` (B,) holds, of each tensor (B, ...): the tensors themselves, not
+    copies, when it holds everywhere (the short lags, where every row goes on to the Gram matrix)."""
+    if bool(keep.all()):
+        return tensors
+    index = torch.nonzero(keep).squeeze(1)
+    return tuple(t[index] for t in tensors)
+
+
 @dataclass
 class Tally:
     """How each spectral norm was settled."""
@@ -245,27 +254,26 @@ def certified_spectral(S: Tensor, V: Tensor, F2: Tensor, rtol: float, tally: Tal
     theta, res2, V = _ritz_step(S, V)
     ok = _trace_bound_holds(theta, res2, F2, growth)
     sigma2 = theta[:, 0].clone()
-    todo = torch.nonzero(~ok).squeeze(1)
-    if todo.numel() == 0:
+    if bool(ok.all()):
         tally.ritz += B
         return sigma2, V
     # the rest: more steps on one copy of their matrices (a converged one costs a cheap step,
     # less than copying the batch again)
-    S_todo, V_todo, F2_todo = S[todo], V[todo], F2[todo]
-    theta, res2 = theta[todo], res2[todo]
+    todo = torch.arange(B, device=S.device)
+    todo, S_todo, V_todo, F2_todo, theta, res2 = _rows(~ok, todo, S, V, F2, theta, res2)
     ok = torch.zeros(todo.numel(), dtype=torch.bool, device=S.device)
     for _ in range(max_iter - 1):
         theta, res2, V_todo = _ritz_step(S_todo, V_todo)
         ok |= _trace_bound_holds(theta, res2, F2_todo, growth)
         if bool(ok.all()):
             break
-    V[todo] = V_todo
+    if V_todo is not V:  # (no extra steps on the whole batch: the same tensor)
+        V[todo] = V_todo
     sigma2[todo] = torch.maximum(sigma2[todo], theta[:, 0])  # every Ritz value is a lower bound
     tally.ritz += B - todo.numel() + int(ok.sum())
     if bool(ok.all()):
         return sigma2, V
-    rest = ~ok
-    todo, S_todo, theta, res2, F2_todo = todo[rest], S_todo[rest], theta[rest], res2[rest], F2_todo[rest]
+    todo, S_todo, theta, res2, F2_todo = _rows(~ok, todo, S_todo, theta, res2, F2_todo)
     G = torch.bmm(S_todo.transpose(1, 2), S_todo)
     mu = sigma2[todo] * growth
     # tr(C^2) <= ||G||_F^2 - sum theta_i^2, plus the Gram matrix's rounding (||dG||_F <= m eps F^2)
@@ -276,13 +284,13 @@ def certified_spectral(S: Tensor, V: Tensor, F2: Tensor, rtol: float, tally: Tal
     tally.moment += int(ok.sum())
     if bool(ok.all()):
         return sigma2, V
-    todo, G, mu = todo[~ok], G[~ok], mu[~ok]
+    todo, G, mu = _rows(~ok, todo, G, mu)
     if cholesky:
         shifted = G.neg()
         shifted.diagonal(dim1=1, dim2=2).add_(mu[:, None])  # mu I - G
         below = _batched_lapack(lambda part: torch.linalg.cholesky_ex(part)[1], shifted) == 0
         tally.cholesky += int(below.sum())
-        todo, G = todo[~below], G[~below]
+        todo, G = _rows(~below, todo, G)
     if todo.numel():
         sigma2[todo] = _top_eigenvalue(G)
         tally.exact += int(todo.numel())
