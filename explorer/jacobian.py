@@ -472,7 +472,8 @@ _in_sweep = threading.local()
 
 
 def _run_split(sweep, a0: int, a1: int, K: int, tally: Tally, device, progress, done_before: int, total: int) -> None:
-    """``sweep`` over starts [a0, a1), on the CPU as two halves in two single-threaded workers.
+    """``sweep`` over starts [a0, a1), on the CPU as two halves in two single-threaded workers
+    (in this thread where it has one thread only, e.g. ``EXPLORER_THREADS=1``).
 
     Most of a sweep is small batched ops (Ritz steps on k = 4 vectors, LAPACK on 64..128
     matrices) that one thread runs as fast as two; two halves side by side use both cores.
@@ -487,7 +488,7 @@ def _run_split(sweep, a0: int, a1: int, K: int, tally: Tally, device, progress, 
     def report(count: int) -> None:
         done[0] += count  # one += per lag under the GIL; a lost update would only delay the bar
 
-    if torch.device(device).type != "cpu" or a1 - a0 < 4:
+    if torch.device(device).type != "cpu" or torch.get_num_threads() < 2 or a1 - a0 < 4:
         sweep(a0, a1, tally, lambda count: (report(count), show()))
         return
     b = min(max(_balanced_split(a0, a1, K), a0 + 1), a1 - 1)
