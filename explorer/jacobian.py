@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import threading
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -467,6 +467,10 @@ def _balanced_split(a0: int, a1: int, K: int) -> int:
     return a0 + 1 + int(np.searchsorted(work, work[-1] / 2))
 
 
+class _Stopped(Exception):
+    """Raised in a sweep worker to stop it early."""
+
+
 _SWEEPS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="explorer-pairs", initializer=_lapack_worker)
 _in_sweep = threading.local()
 
@@ -478,8 +482,11 @@ def _run_split(sweep, a0: int, a1: int, K: int, tally: Tally, device, progress, 
     Most of a sweep is small batched ops (Ritz steps on k = 4 vectors, LAPACK on 64..128
     matrices) that one thread runs as fast as two; two halves side by side use both cores.
     Progress is reported from this thread (Streamlit's widgets belong to the script's thread).
+    When one half fails, or the caller is interrupted while it waits (a Streamlit rerun raises
+    from the progress callback), the other half stops at its next lag before the error goes on.
     """
     done = [0]
+    stop = threading.Event()
 
     def show() -> None:
         if progress is not None:
@@ -487,6 +494,8 @@ def _run_split(sweep, a0: int, a1: int, K: int, tally: Tally, device, progress, 
 
     def report(count: int) -> None:
         done[0] += count  # one += per lag under the GIL; a lost update would only delay the bar
+        if stop.is_set():
+            raise _Stopped
 
     if torch.device(device).type != "cpu" or torch.get_num_threads() < 2 or a1 - a0 < 4:
         sweep(a0, a1, tally, lambda count: (report(count), show()))
@@ -502,11 +511,18 @@ def _run_split(sweep, a0: int, a1: int, K: int, tally: Tally, device, progress, 
             _in_sweep.active = False
 
     futures = [_SWEEPS.submit(half, a0, b, tallies[0]), _SWEEPS.submit(half, b, a1, tallies[1])]
-    while not all(future.done() for future in futures):
-        wait(futures, timeout=0.05)
-        show()
+    try:
+        while not all(future.done() for future in futures):
+            wait(futures, timeout=0.05, return_when=FIRST_EXCEPTION)
+            if any(future.done() and future.exception() is not None for future in futures):
+                break
+            show()
+    finally:
+        stop.set()
+        wait(futures)
     for future in futures:
-        future.result()  # re-raise a worker's error here
+        if future.exception() is not None and not isinstance(future.exception(), _Stopped):
+            raise future.exception()  # a worker's error, here
     for part in tallies:
         for name, count in vars(part).items():
             setattr(tally, name, getattr(tally, name) + count)

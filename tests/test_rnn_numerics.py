@@ -339,3 +339,31 @@ def test_two_worker_sweep_equals_one_sweep_and_reports_progress_from_the_caller(
     monkeypatch.setattr(jacobian, "certified_spectral", broken)
     with pytest.raises(RuntimeError, match="broken certificate"):
         all_pairs(jac, 70, 12, dtype=torch.float64)
+
+
+def test_interrupted_caller_stops_both_workers_before_the_error_goes_on(monkeypatch):
+    """Streamlit stops a script (a rerun, a closed tab) by raising from its next widget call,
+    here the progress callback: the two workers must stop at their next lag, not run on."""
+    import time
+
+    from explorer import jacobian
+
+    calls = []
+    certify = jacobian.certified_spectral
+
+    def slow(*args, **kwargs):
+        calls.append(1)
+        time.sleep(0.002)
+        return certify(*args, **kwargs)
+    monkeypatch.setattr(jacobian, "certified_spectral", slow)
+
+    def progress(fraction):
+        if fraction > 0:
+            raise KeyboardInterrupt("rerun")
+    m = 6
+    jac = lambda steps: torch.eye(m).expand(len(steps), m, m).clone()  # noqa: E731
+    with pytest.raises(KeyboardInterrupt, match="rerun"):
+        all_pairs(jac, 300, m, progress=progress)
+    stopped_at = len(calls)
+    time.sleep(0.2)
+    assert len(calls) == stopped_at < 300  # no worker still running; far from the 300 lags of the first half
