@@ -53,7 +53,7 @@ def cell_and_trace(config: ExperimentConfig):
     return cell, trace
 
 
-def efficiency(config: ExperimentConfig, rounds: int = 3) -> dict:
+def efficiency(config: ExperimentConfig, rounds: int = 5) -> dict:
     """All-pairs maps exactly as the analysis computes them (every view; the LSTM's structured
     products), against batched matmul throughput measured just before each run: on a shared
     machine the load drifts, so each ratio pairs two measurements taken under the same load,
