@@ -211,6 +211,10 @@ class Tally:
         """Settled by a certificate, not an eigen-solve."""
         return self.power + self.ritz + self.moment + self.cholesky
 
+    def add(self, other: "Tally") -> None:
+        for name, count in vars(other).items():
+            setattr(self, name, getattr(self, name) + count)
+
 
 def certified_spectral(S: Tensor, V: Tensor, F2: Tensor, rtol: float, tally: Tally, max_iter: int = 3,
                        cholesky: bool = True, power_step: bool = True, orthonormal: bool = True) -> tuple[Tensor, Tensor]:
@@ -523,9 +527,9 @@ def _run_split(sweep, a0: int, a1: int, K: int, tally: Tally, device, progress, 
     for future in futures:
         if future.exception() is not None and not isinstance(future.exception(), _Stopped):
             raise future.exception()  # a worker's error, here
+    show()  # also where both halves ended before the first wait
     for part in tallies:
-        for name, count in vars(part).items():
-            setattr(tally, name, getattr(tally, name) + count)
+        tally.add(part)
 
 
 def product(jac: Callable[[Tensor], Tensor], t: int, s: int, m: int, dtype=torch.float64, device="cpu") -> tuple[Tensor, float]:
