@@ -28,6 +28,21 @@ def test_gru_map_matches_float64_products():
     np.testing.assert_allclose(analyze(cfg).pairs.log10_spectral["state"], ref["spectral"], atol=1e-9)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_float32_maps_within_stated_bound_of_float64_products(cell):
+    """The app's precision, through every certificate and both workers: float32 products
+    (rounding about 1e-6 per factor) certified to rtol 1e-5, so within 2e-5 in log10."""
+    cfg = ExperimentConfig(cell=cell, hidden=32, seq_len=60, seed=3)
+    result = analyze(cfg)
+    ref = plain_product_norms(cfg)
+    tally = result.pairs.tally
+    assert tally.ritz and tally.moment and tally.cholesky and tally.exact  # every certificate on the way
+    np.testing.assert_allclose(result.pairs.log10_spectral["state"], ref["spectral"], rtol=0, atol=2e-5)
+    np.testing.assert_allclose(result.pairs.log10_frobenius["state"], ref["frobenius"], rtol=0, atol=2e-5)
+    if cell == "lstm":
+        np.testing.assert_allclose(result.pairs.log10_spectral["cell"], ref["cell_spectral"], rtol=0, atol=2e-5)
+
+
 def test_structured_product_equals_dense():
     n, B = 4, 3
     J = torch.randn(B, 2 * n, 2 * n, dtype=torch.float64)
