@@ -46,6 +46,13 @@ from torch import Tensor
 
 LOG10E = 1.0 / math.log(10.0)
 CHUNK_BYTES = 256 * 2**20  # memory for the products of one chunk of start points
+CACHE_BYTES = 4 * 2**20  # Jacobians built this many bytes at a time stay in cache while they are used
+
+
+def _steps_per_chunk(m: int, dtype) -> int:
+    """How many (m, m) Jacobians to build at once: 64 at m = 128 in float32, 4 at m = 512 (built
+    64 at a time, 512-wide ones are read back from memory: 3-6x slower sequential passes)."""
+    return max(1, min(64, CACHE_BYTES // (m * m * torch.empty((), dtype=dtype).element_size())))
 
 
 def _lapack_worker() -> None:
@@ -536,8 +543,9 @@ def product(jac: Callable[[Tensor], Tensor], t: int, s: int, m: int, dtype=torch
     """dz_s/dz_t = J_s ... J_{t+1} as (normalised matrix (m, m), natural-log scale)."""
     P = torch.eye(m, dtype=dtype, device=device)
     log_scale = 0.0
-    for k0 in range(t + 1, s + 1, 64):
-        J = jac(torch.arange(k0, min(k0 + 64, s + 1), device=device)).to(dtype)
+    chunk = _steps_per_chunk(m, dtype)
+    for k0 in range(t + 1, s + 1, chunk):
+        J = jac(torch.arange(k0, min(k0 + chunk, s + 1), device=device)).to(dtype)
         for Jk in J:
             P = Jk @ P
             norm = float(torch.linalg.matrix_norm(P))
@@ -570,8 +578,9 @@ def backprop_log(jac: Callable[[Tensor], Tensor], seed_grad: Tensor, T: int) -> 
     norm0 = float(seed_grad.norm())
     deltas[T], logs[T] = seed_grad / norm0, math.log(norm0)
     delta, log_scale = deltas[T], logs[T]
-    for k1 in range(T, 0, -64):
-        J = jac(torch.arange(max(1, k1 - 63), k1 + 1, device=seed_grad.device))  # (., m, m)
+    chunk = _steps_per_chunk(m, seed_grad.dtype)
+    for k1 in range(T, 0, -chunk):
+        J = jac(torch.arange(max(1, k1 - chunk + 1), k1 + 1, device=seed_grad.device))  # (., m, m)
         for i in range(J.shape[0] - 1, -1, -1):
             k = k1 - (J.shape[0] - 1 - i)
             delta = delta @ J[i]
