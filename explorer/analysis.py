@@ -24,7 +24,7 @@ from . import backend
 from .cells import GAMMA, RecurrentCell, Trace, build_cell, make_inputs
 from .config import ExperimentConfig
 from .gated import LSTM
-from .jacobian import LOG10E, PairNorms, View, all_pairs, backprop_log, log10_singular_values
+from .jacobian import LOG10E, PairNorms, View, all_pairs, backprop_log, batched_lapack, log10_singular_values
 
 APP_FLOP_BUDGET = 6.0e11  # about 4 s of float32 matmuls on 2 laptop cores
 MIN_GRID = 16  # grid points of the coarsest map the app shows
@@ -161,7 +161,7 @@ def _analyze(config: ExperimentConfig, stride: int, device, progress) -> Analysi
     lag = config.lag
     singular = log10_singular_values(jac, T - lag, T, m, dtype=trace.z.dtype, device=device)
     blocks = cell.recurrent_blocks().double().cpu()
-    eig = torch.linalg.eigvals(blocks).reshape(-1).numpy()
+    eig = batched_lapack(torch.linalg.eigvals, blocks).reshape(-1).numpy()  # gate blocks split over the two workers
     rate = None
     if config.cell == "rnn" and config.norm == "none":
         sigma_max = float(torch.linalg.matrix_norm(blocks[0], ord=2))

@@ -65,11 +65,13 @@ def _lapack_worker() -> None:
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="explorer-lapack", initializer=_lapack_worker)
 
 
-def _batched_lapack(fn: Callable[[Tensor], Tensor], A: Tensor) -> Tensor:
-    """``fn`` over a batch on the CPU, in halves on the two LAPACK workers (torch releases the GIL)."""
+def batched_lapack(fn: Callable[[Tensor], Tensor], A: Tensor) -> Tensor:
+    """``fn`` over a batch (B, m, m) on the CPU, in halves on the two LAPACK workers (torch
+    releases the GIL): batches of 8 or more, or of two or more matrices from m = 128 on."""
     if A.device.type != "cpu" or getattr(_in_sweep, "active", False):  # a sweep worker: its own core
         return fn(A)
-    parts = (A,) if A.shape[0] < 8 else (A[: A.shape[0] // 2], A[A.shape[0] // 2:])
+    B = A.shape[0]
+    parts = (A[: B // 2], A[B // 2:]) if B >= 8 or (B >= 2 and A.shape[-1] >= 128) else (A,)
     return torch.cat([future.result() for future in [_POOL.submit(fn, part) for part in parts]])
 
 
@@ -191,7 +193,7 @@ def _trace_bound_holds(theta: Tensor, res2: Tensor, F2: Tensor, growth: float) -
 
 def _top_eigenvalue(G: Tensor) -> Tensor:
     """lambda_max of a batch of symmetric G."""
-    return _batched_lapack(lambda part: torch.linalg.eigvalsh(part)[:, -1], G).clamp_min(0)
+    return batched_lapack(lambda part: torch.linalg.eigvalsh(part)[:, -1], G).clamp_min(0)
 
 
 def _rows(keep: Tensor, *tensors: Tensor) -> tuple[Tensor, ...]:
@@ -299,7 +301,7 @@ def certified_spectral(S: Tensor, V: Tensor, F2: Tensor, rtol: float, tally: Tal
     if cholesky:
         shifted = G.neg()
         shifted.diagonal(dim1=1, dim2=2).add_(mu[:, None])  # mu I - G
-        below = _batched_lapack(lambda part: torch.linalg.cholesky_ex(part)[1], shifted) == 0
+        below = batched_lapack(lambda part: torch.linalg.cholesky_ex(part)[1], shifted) == 0
         tally.cholesky += int(below.sum())
         todo, G = _rows(~below, todo, G)
     if todo.numel():
