@@ -154,8 +154,11 @@ def analysis(config: ExperimentConfig) -> Analysis:
     return result
 
 
-def chart(fig, explanation: str, downloads: Sequence[tuple[str, bytes, str]], key: str, latex: str | None = None) -> None:
-    """A chart, a sentence or two on what to look for, and its data as downloads."""
+def chart(fig, explanation: str, downloads: Sequence[tuple[str, bytes | Callable[[], bytes], str]], key: str,
+          latex: str | None = None) -> None:
+    """A chart, a sentence or two on what to look for, and its data as downloads: (label, the bytes
+    or a callable that makes them when the button is clicked, file name). Large NPZ files are made
+    on click: compressing them on every rerun took seconds at T = 2000, n = 512."""
     st.plotly_chart(fig, width="stretch", config=PLOT_CONFIG, key=key)
     st.markdown(explanation)
     if latex:

@@ -1,4 +1,6 @@
 """The simple RNN: all-pairs Jacobian norms, the bound, per-step contributions, spectra."""
+from functools import partial
+
 import numpy as np
 import streamlit as st
 
@@ -40,7 +42,7 @@ for tab, key, name in ((tab_spec, "log10_spectral", "‖·‖₂"), (tab_fro, "l
                  "from step s has shrunk by that many decades by the time it reaches step t (vanishing), "
                  "**red** that it has grown (exploding). Along a diagonal the lag s − t is fixed; a uniform "
                  "colour gradient away from the diagonal is the geometric decay of the bound.",
-                 [("map (NPZ)", pairs_npz(result), "jacobian_maps.npz")], key=f"map_{key}")
+                 [("map (NPZ)", partial(pairs_npz, result), "jacobian_maps.npz")], key=f"map_{key}")
 st.caption(f"Spectral norms: {result.pairs.certified} certified to relative error {result.pairs.rtol:g} by a "
            f"residual bound or a Cholesky factorisation, {result.pairs.exact} by an exact eigen-solve. Frobenius norms are exact.")
 

@@ -1,4 +1,6 @@
 """LSTM built gate by gate, and the GRU: gates, cell state, the carousel, and the simple RNN overlaid."""
+from functools import partial
+
 import numpy as np
 import streamlit as st
 
@@ -43,7 +45,7 @@ baseline = ui.analysis(config.replace(cell="rnn", activation="tanh", residual=Fa
 st.subheader("Gate activations")
 fig = plots.gate_heatmaps(result.gates, title="Gates over time and units (sigmoid gates on [0, 1], tanh on [−1, 1])")
 ui.chart(fig, "Dark (near 0) closes a gate, bright (near 1) opens it. Absent gates are exactly 1.",
-         [("gates (NPZ)", npz_bytes(**result.gates), "gates.npz")], key="gates")
+         [("gates (NPZ)", partial(npz_bytes, **result.gates), "gates.npz")], key="gates")
 sat = result.extras["saturation"]
 fig = plots.saturation_figure(sat, title="Share of saturated units (gate < 0.05 or > 0.95)")
 ui.chart(fig, "A saturated gate has σ′ ≈ 0: gradients through its pre-activation vanish, but a forget gate "
@@ -61,7 +63,7 @@ for name, values in states.items():
     with left:
         ui.chart(plots.trajectories_figure(values, units, title=f"{name}_t for selected units", y=name),
                  "Long-range memory shows as a unit holding its value across many steps.",
-                 [(f"{name}, all units (NPZ)", npz_bytes(**{name: values}), f"{name}.npz")],
+                 [(f"{name}, all units (NPZ)", partial(npz_bytes, **{name: values}), f"{name}.npz")],
                  key=f"traj_{name}")
     with right:
         ui.chart(plots.state_heatmap(values, title=f"{name} over time and units", name=name),
@@ -77,7 +79,7 @@ for tab, (label, view) in zip(st.tabs(list(views)), views.items()):
                                      title=f"log10 ‖∂z_s/∂z_t‖₂, {label}")
         ui.chart(fig, "Compare with the simple RNN page. At torch's default forget bias (f ≈ 0.5) the LSTM "
                  "forgets quickly too; stage 1 (no forget gate), a forget bias of 1–2 or chrono keep the cell "
-                 "path near 0 (white) over long lags.", [("maps (NPZ)", pairs_npz(result), "jacobian_maps.npz")], key=f"map_{view}")
+                 "path near 0 (white) over long lags.", [("maps (NPZ)", partial(pairs_npz, result), "jacobian_maps.npz")], key=f"map_{view}")
 lags, spec, _ = result.lag_curve()
 rnn_lags, rnn_spec, _ = baseline.lag_curve()
 curves = {f"{config.cell.upper()} full state": (lags, spec), "simple tanh RNN, same n, input, T": (rnn_lags, rnn_spec)}

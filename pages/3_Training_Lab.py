@@ -1,5 +1,7 @@
 """Training lab: watch a plain RNN stay stuck while an LSTM or an orthogonal RNN learns, and what
 orthogonal regularisation and Riemannian optimisation do to W_hh."""
+from functools import partial
+
 import streamlit as st
 
 import ui
@@ -52,7 +54,7 @@ ui.chart(ui.loss_chart(runs),
 ui.chart(plots.grad_flow_heatmap(steps, result.grad_flow, title="Gradient flow log10 ‖∂L/∂h_t‖ during training"),
          "Each row is one moment of training; each column a time step. Dark on the left means the loss cannot "
          "reach early inputs: the picture of vanishing gradients while learning.",
-         [("gradient flow (NPZ)", npz_bytes(step=steps, log10_grad=result.grad_flow), "grad_flow.npz")], key="flow",
+         [("gradient flow (NPZ)", partial(npz_bytes, step=steps, log10_grad=result.grad_flow), "grad_flow.npz")], key="flow",
          latex=r"\frac{\partial L}{\partial h_t} = \frac{\partial L}{\partial h_T}\prod_{k=t+1}^{T}\frac{\partial h_k}{\partial h_{k-1}}")
 left, right = st.columns(2)
 with left:

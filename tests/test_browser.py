@@ -136,3 +136,25 @@ def test_widget_change_updates_url(page, streamlit_server, simple_rnn_page):
     assert re.search(r"[?&]seed=11(&|$)", page.url), page.url
     assert query(page).get("seq_len") == "40", page.url  # the rest of the config stays in the link
     assert seed.input_value() == "11"
+
+
+def test_downloads_give_the_charts_data(page, streamlit_server, tmp_path):
+    """A download made on click (the gates' NPZ: large files are not built on every rerun) and
+    one sent with the page (the lag curves' CSV), each read back."""
+    import numpy as np
+
+    page.goto(f"{streamlit_server}/LSTM_and_GRU?seq_len=30&hidden=8&gates=input,output", timeout=LOAD_TIMEOUT_MS)
+    wait_for_app(page, charts=True)
+    files = {}
+    for label in ("gates (NPZ)", "curves (CSV)"):
+        with page.expect_download(timeout=LOAD_TIMEOUT_MS) as download:
+            page.get_by_role("button", name=f"⬇ {label}").click()
+        files[label] = tmp_path / download.value.suggested_filename
+        download.value.save_as(files[label])
+        wait_for_app(page, charts=True)
+    assert_healthy(page, page.url)
+    gates = np.load(files["gates (NPZ)"])
+    assert sorted(gates.files) == ["f", "g", "i", "o"] and gates["i"].shape == (30, 8)
+    assert (gates["f"] == 1.0).all() and ((gates["i"] > 0) & (gates["i"] < 1)).all()  # stage 2: no forget gate
+    header, *rows = files["curves (CSV)"].read_text().splitlines()
+    assert header.split(",")[:3] == ["lag", "gated", "rnn"] and len(rows) == 31
