@@ -9,6 +9,7 @@ Targets (issues 2 and 3):
   notebook     >= 30x faster than autograd Jacobians + a product per pair + matrix_norm(ord=2) per pair, T=200, n=64
   interactive  default config (T=100, n=64) analyses in < 0.2 s (RNN) / < 0.3 s (LSTM); a page rerun < 0.5 s
   largest      T=2000, n=512 at the app's stride: about 5 s at most; plotly payload <= 3 MB
+               (and the LSTM/GRU page at its largest GRU: first run and rerun, reported)
 """
 from __future__ import annotations
 
@@ -167,6 +168,10 @@ def main() -> None:
         analyze(big_lstm, stride=auto_stride(big_lstm))
         print(f"[largest] LSTM T=2000 n=256 (state 512): stride {auto_stride(big_lstm)}, "
               f"analyze {time.perf_counter() - t0:.2f} s")
+        r = page_rerun("pages/2_LSTM_and_GRU.py", {"cell": "gru", "seq_len": "2000", "hidden": "512"})
+        results["largest_gated_page"] = r
+        print(f"[largest] pages/2_LSTM_and_GRU.py, GRU T=2000 n=512 (and its simple-RNN overlay): first run "
+              f"{r['first_run_s']:.2f} s, rerun {r['rerun_s']:.3f} s, payload {r['plotly_payload_MB']:.2f} MB")
 
     out = ROOT / "benchmarks" / "results"
     out.mkdir(exist_ok=True)
