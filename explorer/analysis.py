@@ -103,7 +103,8 @@ def _views(cell: RecurrentCell) -> tuple[View, ...]:
 def pair_norms(cell: RecurrentCell, trace: Trace, config: ExperimentConfig, stride: int = 1,
                progress: Callable[[float], None] | None = None) -> PairNorms:
     """The all-pairs maps of every view of ``cell`` (sequence 0 of ``trace``), as :func:`analyze` computes them."""
-    return all_pairs(lambda steps: cell.jacobians(trace, steps)[:, 0], config.seq_len, cell.state_size,
+    first = trace.sequence(0)
+    return all_pairs(lambda steps: cell.jacobians(first, steps)[:, 0], config.seq_len, cell.state_size,
                      views=_views(cell), stride=stride, rtol=_rtol(config), dtype=trace.z.dtype,
                      device=trace.z.device, progress=progress,
                      diagonal_from=cell.hidden if isinstance(cell, LSTM) else None)
@@ -152,8 +153,10 @@ def _analyze(config: ExperimentConfig, stride: int, device, progress) -> Analysi
     with torch.no_grad():
         trace = cell.run(x)
 
+    first = trace.sequence(0)
+
     def jac(steps: torch.Tensor) -> torch.Tensor:  # (K, m, m) for sequence 0
-        return cell.jacobians(trace, steps)[:, 0]
+        return cell.jacobians(first, steps)[:, 0]
 
     T, m = config.seq_len, cell.state_size
     pairs = pair_norms(cell, trace, config, stride=stride, progress=progress)

@@ -64,6 +64,12 @@ class Trace:
         """Gate activations by torch's names (i, f, g, o / r, z, n), each (T, B, n)."""
         return {k[5:]: v for k, v in self.aux.items() if k.startswith("gate_")}
 
+    def sequence(self, b: int = 0) -> "Trace":
+        """Sequence b alone (B = 1, views, no copies). Its Jacobians need nothing else: batch-norm
+        statistics are stored per sequence, so building them for one sequence, not all B, is exact."""
+        return Trace(x=self.x[:, b:b + 1], z=self.z[:, b:b + 1], hidden=self.hidden,
+                     aux={k: v[:, b:b + 1] for k, v in self.aux.items()})
+
 
 class RecurrentCell(nn.Module):
     """Interface shared by all cells.

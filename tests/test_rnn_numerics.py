@@ -113,6 +113,8 @@ def test_batchnorm_frozen_statistics_jacobian_matches_autograd():
                 return cell.step(drive[k - 1], z)[0][b]
             auto = torch.func.jacrev(step_b)(tr.z[k - 1, b])
             torch.testing.assert_close(J[k - 1, b], auto, rtol=1e-11, atol=1e-12)
+    for b in (0, 3):  # one sequence's Jacobians (what the analysis builds) are exactly its slice of all B
+        torch.testing.assert_close(cell.jacobians(tr.sequence(b), torch.arange(1, 11))[:, 0], J[:, b], rtol=0, atol=0)
     cell.frozen_statistics = False  # training mode: the statistics depend on z, the Jacobian differs
     auto = torch.func.jacrev(lambda z0: cell.step(drive[0], torch.cat([z0[None], tr.z[0, 1:]]))[0][0])(tr.z[0, 0])
     assert torch.isfinite(auto).all()
