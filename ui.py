@@ -18,7 +18,7 @@ import explorer  # noqa: F401  (torch thread pool and flush-denormal before any 
 from explorer import plots
 from explorer.analysis import Analysis, analyze, auto_stride
 from explorer.config import (LSTM_MAX_HIDDEN, SPECS, TRAIN_SPECS, ExperimentConfig, TrainConfig, field_type, fit,
-                             from_query, to_query)
+                             from_query, max_batch, to_query)
 from explorer.export import json_bytes
 
 ALL_SPECS = {**SPECS, **TRAIN_SPECS}
@@ -56,6 +56,11 @@ def _widget(name: str, key: str, options: Sequence[str] | None = None) -> None:
         st.slider(label, 1, top, key=key, help=spec.help)
     elif name == "seq_len":
         st.slider(label, int(spec.lo), int(spec.hi), key=key, help=spec.help)
+    elif name == "batch":  # batch norm runs every sequence: bounded by seq_len * hidden^2
+        state = st.session_state
+        top = max_batch(state[key.replace("batch", "seq_len")], state[key.replace("batch", "hidden")])
+        state[key] = min(state[key], top)
+        st.number_input(label, int(spec.lo), top, step=1, key=key, help=f"{spec.help} (at most {top} at this size)")
     elif name == "lag":
         st.slider(label, 1, int(st.session_state[key.replace("lag", "seq_len")]), key=key, help=spec.help)
     elif kind is int:

@@ -148,6 +148,7 @@ def _analyze(config: ExperimentConfig, stride: int, device, progress) -> Analysi
     device = torch.device(device) if device is not None else backend.device()
     cell = build_cell(config, device)
     cell.frozen_statistics = True  # batch norm: one Jacobian per sequence (see SimpleRNN)
+    cell.requires_grad_(False)  # differentiated w.r.t. states and input drives only, never the weights
     batch = config.batch if config.norm == "batch" else 1
     x = make_inputs(config, batch, device)
     with torch.no_grad():

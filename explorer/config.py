@@ -24,6 +24,14 @@ TASKS = ("adding", "copy")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 ORTHO_PARAMS = ("none", "matrix_exp", "cayley")
 LSTM_MAX_HIDDEN = 256  # the LSTM state (h, c) has 2n units: n <= 256 keeps it within the RNN's 512
+# Batch norm's per-step statistics need every sequence of the batch run forward (and back, for the
+# contributions): batch * seq_len * hidden^2 <= 2^33 keeps that to a few seconds (16 at T=2000, n=512).
+BATCH_NORM_BUDGET = 2**33
+
+
+def max_batch(seq_len: int, hidden: int) -> int:
+    """The largest ``batch`` for norm=batch at this size (within the field's own range)."""
+    return max(int(SPECS["batch"].lo), min(int(SPECS["batch"].hi), BATCH_NORM_BUDGET // (seq_len * hidden**2)))
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,8 @@ class ExperimentConfig:
         if self.cell == "lstm" and self.hidden > LSTM_MAX_HIDDEN:
             raise ValueError(f"hidden must be in [1, {LSTM_MAX_HIDDEN}] for cell=lstm (its state (h, c) has 2n units), "
                              f"got {self.hidden}")
+        if self.norm == "batch" and self.batch > max_batch(self.seq_len, self.hidden):
+            raise ValueError(_batch_bound(self.seq_len, self.hidden, self.batch))
         # the default lag may exceed a short sequence: clamp rather than refuse
         object.__setattr__(self, "lag", min(self.lag, self.seq_len))
 
@@ -304,15 +314,24 @@ def _train_conflict(model: ExperimentConfig, task: str, orthogonal_param: str) -
 
 
 def fit(config: ExperimentConfig, **changes: Any) -> tuple[ExperimentConfig, list[str]]:
-    """``config.replace(**changes)``, resolving the one cross-field bound (an LSTM's hidden
-    size) by clamping, with a warning, instead of raising."""
+    """``config.replace(**changes)``, resolving the cross-field bounds (an LSTM's hidden size,
+    batch norm's batch) by clamping, with a warning, instead of raising."""
     merged = {**config.to_dict(), **changes}
     warnings = []
     if merged["cell"] == "lstm" and merged["hidden"] > LSTM_MAX_HIDDEN:
         warnings.append(f"hidden must be in [1, {LSTM_MAX_HIDDEN}] for cell=lstm, got {merged['hidden']}; "
                         f"using {LSTM_MAX_HIDDEN}.")
         merged["hidden"] = LSTM_MAX_HIDDEN
+    cap = max_batch(merged["seq_len"], merged["hidden"])
+    if merged["norm"] == "batch" and merged["batch"] > cap:
+        warnings.append(f"{_batch_bound(merged['seq_len'], merged['hidden'], merged['batch'])}; using {cap}.")
+        merged["batch"] = cap
     return ExperimentConfig(**merged), warnings
+
+
+def _batch_bound(seq_len: int, hidden: int, batch: int) -> str:
+    return (f"batch must be in [2, {max_batch(seq_len, hidden)}] for norm=batch at seq_len={seq_len}, hidden={hidden} "
+            f"(every sequence runs for the batch statistics), got {batch}")
 
 
 def from_dict(data: Mapping[str, Any]) -> ExperimentConfig | TrainConfig:

@@ -133,3 +133,22 @@ def test_simple_rnn_widget_change_reruns_and_updates_url(simple_rnn_page):
     assert_renders(at, simple_rnn_page)
     assert at.query_params["seq_len"] == "20" and at.query_params["seed"] == "7"
     assert int(at.query_params["lag"]) <= 20 and at.slider(key="cfg_lag").value <= 20
+
+
+def test_batch_widget_is_bounded_by_the_size_it_runs_at():
+    """Batch norm runs every sequence of its batch: at T=2000, n=512 the batch widget stops at 16
+    (explorer.config.max_batch) and a larger value already in the session is brought down to it."""
+    def script():
+        import streamlit as st
+
+        import ui
+        st.session_state.setdefault("cfg_seq_len", 2000)
+        st.session_state.setdefault("cfg_hidden", 512)
+        st.session_state.setdefault("cfg_batch", 200)
+        ui._widget("batch", "cfg_batch")
+
+    at = AppTest.from_function(script, default_timeout=TIMEOUT_S)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    widget = at.number_input(key="cfg_batch")
+    assert widget.value == 16 and widget.max == 16 and widget.min == 2

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlencode
 import pytest
 
 from explorer.cli import main
-from explorer.config import ExperimentConfig, TrainConfig, from_dict, from_query, to_query
+from explorer.config import ExperimentConfig, TrainConfig, from_dict, from_query, max_batch, to_query
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -64,6 +64,21 @@ def test_strict_constructor_names_field_and_range():
         ExperimentConfig(seq_len=0)
     with pytest.raises(ValueError, match="hidden must be in \\[1, 256\\] for cell=lstm"):
         ExperimentConfig(cell="lstm", hidden=300)
+
+
+def test_batch_norm_batch_is_bounded_by_the_work_it_makes():
+    """Batch statistics run every sequence: batch * seq_len * hidden^2 is bounded (16 at the largest)."""
+    assert max_batch(2000, 512) == 16 and max_batch(100, 64) == 256
+    ExperimentConfig(norm="batch", seq_len=2000, hidden=512, batch=16)
+    ExperimentConfig(norm="none", seq_len=2000, hidden=512, batch=256)  # unused without batch norm
+    with pytest.raises(ValueError, match=r"batch must be in \[2, 16\] for norm=batch at seq_len=2000, hidden=512"):
+        ExperimentConfig(norm="batch", seq_len=2000, hidden=512, batch=17)
+    cfg, warnings = from_query({"norm": "batch", "seq_len": "2000", "hidden": "512", "batch": "256"})
+    assert (cfg.norm, cfg.seq_len, cfg.hidden, cfg.batch) == ("batch", 2000, 512, 16)
+    assert any(w.startswith("batch must be in [2, 16]") and w.endswith("using 16.") for w in warnings), warnings
+    proc = run_cli("analyze", "--norm", "batch", "--seq-len", "2000", "--hidden", "512", "--batch", "64")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "batch must be in [2, 16]" in proc.stderr, proc.stderr
 
 
 def test_forget_bias_is_normalised():
