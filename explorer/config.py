@@ -330,7 +330,7 @@ def fit(config: ExperimentConfig, **changes: Any) -> tuple[ExperimentConfig, lis
 
 
 def _batch_bound(seq_len: int, hidden: int, batch: int) -> str:
-    return (f"batch must be in [2, {max_batch(seq_len, hidden)}] for norm=batch at seq_len={seq_len}, hidden={hidden} "
+    return (f"batch must be in [{int(SPECS['batch'].lo)}, {max_batch(seq_len, hidden)}] for norm=batch at seq_len={seq_len}, hidden={hidden} "
             f"(every sequence runs for the batch statistics), got {batch}")
 
 
