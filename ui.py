@@ -17,6 +17,7 @@ import streamlit as st
 import explorer  # noqa: F401  (torch thread pool and flush-denormal before any torch op)
 from explorer import plots
 from explorer.analysis import Analysis, analyze, auto_stride
+from explorer.analysis import lag_curve as _uncached_lag_curve
 from explorer.config import (LSTM_MAX_HIDDEN, SPECS, TRAIN_SPECS, ExperimentConfig, TrainConfig, field_type, fit,
                              from_query, max_batch, to_query)
 from explorer.export import json_bytes
@@ -144,6 +145,19 @@ def _cached_analysis(config: ExperimentConfig, stride: int) -> Analysis:
     result = analyze(config, stride=stride, progress=update)
     clear()
     return result
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _cached_lag_curve(config: ExperimentConfig, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    update, clear = progress_bar("Multiplying Jacobians for the comparison curve")
+    curve = _uncached_lag_curve(config, stride=stride, progress=update)
+    clear()
+    return curve
+
+
+def lag_curve(config: ExperimentConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``analysis(config).lag_curve()``, cached, without computing the rest of that analysis (an overlay)."""
+    return _cached_lag_curve(config, auto_stride(config))
 
 
 def analysis(config: ExperimentConfig) -> Analysis:

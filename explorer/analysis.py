@@ -24,7 +24,8 @@ from . import backend
 from .cells import GAMMA, RecurrentCell, Trace, build_cell, make_inputs
 from .config import ExperimentConfig
 from .gated import LSTM
-from .jacobian import LOG10E, PairNorms, View, all_pairs, backprop_log, batched_lapack, log10_singular_values
+from .jacobian import (LOG10E, PairNorms, View, all_pairs, backprop_log, batched_lapack, log10_singular_values,
+                       to_the_end)
 
 APP_FLOP_BUDGET = 6.0e11  # about 4 s of float32 matmuls on 2 laptop cores
 MIN_GRID = 16  # grid points of the coarsest map the app shows
@@ -143,17 +144,32 @@ def analyze(config: ExperimentConfig, *, stride: int = 1, device: torch.device |
         return _analyze(config, stride, device, progress)
 
 
-def _analyze(config: ExperimentConfig, stride: int, device, progress) -> Analysis:
-    t0 = time.perf_counter()
-    device = torch.device(device) if device is not None else backend.device()
+def _traced(config: ExperimentConfig, device) -> tuple[RecurrentCell, torch.Tensor, Trace]:
+    """The seeded cell (set up for analysis), its inputs and its forward pass."""
     cell = build_cell(config, device)
     cell.frozen_statistics = True  # batch norm: one Jacobian per sequence (see SimpleRNN)
     cell.requires_grad_(False)  # differentiated w.r.t. states and input drives only, never the weights
-    batch = config.batch if config.norm == "batch" else 1
-    x = make_inputs(config, batch, device)
+    x = make_inputs(config, config.batch if config.norm == "batch" else 1, device)
     with torch.no_grad():
-        trace = cell.run(x)
+        return cell, x, cell.run(x)
 
+
+def lag_curve(config: ExperimentConfig, *, stride: int = 1, device: torch.device | str | None = None,
+              progress: Callable[[float], None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``analyze(config, stride=stride).lag_curve()`` without the rest of the analysis: the last
+    column of the map only (:func:`~explorer.jacobian.to_the_end`), e.g. for an overlay."""
+    with backend.threads(backend.THREADS):
+        device = torch.device(device) if device is not None else backend.device()
+        cell, _, trace = _traced(config, device)
+        first = trace.sequence(0)
+        return to_the_end(lambda steps: cell.jacobians(first, steps)[:, 0], config.seq_len, cell.state_size,
+                          stride=stride, rtol=_rtol(config), dtype=trace.z.dtype, device=device, progress=progress)
+
+
+def _analyze(config: ExperimentConfig, stride: int, device, progress) -> Analysis:
+    t0 = time.perf_counter()
+    device = torch.device(device) if device is not None else backend.device()
+    cell, x, trace = _traced(config, device)
     first = trace.sequence(0)
 
     def jac(steps: torch.Tensor) -> torch.Tensor:  # (K, m, m) for sequence 0

@@ -567,6 +567,52 @@ def log10_singular_values(jac: Callable[[Tensor], Tensor], t: int, s: int, m: in
         return np.log10(torch.linalg.svdvals(P.double()).cpu().numpy()) + log_scale * LOG10E
 
 
+def to_the_end(jac: Callable[[Tensor], Tensor], T: int, m: int, *, stride: int = 1, rtol: float = 1e-5,
+               dtype=torch.float32, device="cpu", progress: Callable[[float], None] | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""The last column of :func:`all_pairs`' map alone: (lags k (K,), log10 \|dz_T/dz_{T-k}\|_2 (K,),
+    log10 \|.\|_F (K,)) for the lags of ``make_grid(T, stride)``, ascending from 0.
+
+    One backward chain, P(t - 1, T) = P(t, T) J_t, renormalised at every step (log space), keeps
+    the product at each grid lag; then all of them are certified in one batch (cold start:
+    :func:`certified_spectral`'s Ritz steps, Gram-matrix bounds and eigen-solves as needed).
+    T products of m x m, like the map's fold, but one batched certificate instead of one per lag.
+    """
+    lags = T - make_grid(T, stride)[::-1]  # 0 .. T, ascending
+    wanted = set(int(k) for k in lags[1:])
+    kept, logs = [], []
+    P = torch.eye(m, dtype=dtype, device=device)
+    log_scale = 0.0
+    chunk = _steps_per_chunk(m, dtype)
+    for k1 in range(T, 0, -chunk):  # J_k1, J_k1-1, ...: each used while in cache
+        J = jac(torch.arange(max(1, k1 - chunk + 1), k1 + 1, device=device)).to(dtype)
+        for i in range(J.shape[0] - 1, -1, -1):
+            P = P @ J[i]
+            norm = float(torch.linalg.matrix_norm(P))
+            if norm == 0.0:  # an exact zero stays zero at every longer lag
+                log_scale = -math.inf
+                P = torch.eye(m, dtype=dtype, device=device) / math.sqrt(m)  # a unit stand-in: its scale is 0
+            else:
+                P = P / norm
+                log_scale += math.log(norm)
+            if T - (k1 - (J.shape[0] - 1 - i)) + 1 in wanted:
+                kept.append(P)
+                logs.append(log_scale)
+        if progress is not None:
+            progress(0.9 * (T - k1 + J.shape[0]) / T)
+    spec, fro = np.zeros(len(lags)), np.zeros(len(lags))
+    fro[0] = 0.5 * math.log10(m)
+    if kept:
+        S = torch.stack(kept)
+        sigma2, _ = certified_spectral(S, _unit_start(len(kept), m, dtype, device),
+                                       torch.ones(len(kept), dtype=dtype, device=device), rtol, Tally())
+        log_scale = np.array(logs)
+        with np.errstate(invalid="ignore"):  # -inf + finite stays -inf
+            spec[1:] = (log_scale + 0.5 * np.log(sigma2.double().cpu().numpy())) * LOG10E
+        fro[1:] = log_scale * LOG10E
+    return lags, spec, fro
+
+
 def backprop_log(jac: Callable[[Tensor], Tensor], seed_grad: Tensor, T: int) -> tuple[Tensor, np.ndarray]:
     r"""dL/dz_t for t = 0..T from dL/dz_T, in log space.
 

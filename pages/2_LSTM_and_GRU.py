@@ -5,7 +5,7 @@ import numpy as np
 import streamlit as st
 
 import ui
-from explorer import plots
+from explorer import ExperimentConfig, plots
 from explorer.export import csv_bytes, npz_bytes, pairs_npz
 
 STAGES = {
@@ -18,6 +18,7 @@ STAGES = {
                             "Stage 3: the forget gate scales the carousel: ∂c_t/∂c_{t−1} = diag(f_t) directly. "
                             "This is `torch.nn.LSTM`; a forget bias of 1 or chrono keeps f near 1 at the start."),
 }
+DEFAULTS = ExperimentConfig()
 GRU_EQ = (r"r_t = \sigma(\cdot),\; z_t = \sigma(\cdot),\; n_t = \tanh(W_{in}x_t + b_{in} + r_t \odot (W_{hn}h_{t-1} + b_{hn})),"
           r"\; h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}")
 
@@ -40,7 +41,9 @@ else:
     st.markdown("The GRU interpolates between the old state and a candidate: where z_t ≈ 1 the state is copied "
                 "and ∂h_t/∂h_{t−1} ≈ diag(z_t), a gated carousel without a separate cell.")
 result = ui.analysis(config)
-baseline = ui.analysis(config.replace(cell="rnn", activation="tanh", residual=False, norm="none"))
+# the same n, input, T and seed; the gated fields at their defaults, so a stage change reuses the curve
+rnn_lags, rnn_spec, _ = ui.lag_curve(config.replace(cell="rnn", activation="tanh", residual=False, norm="none",
+                                                    gates=DEFAULTS.gates, forget_bias=DEFAULTS.forget_bias))
 
 st.subheader("Gate activations")
 fig = plots.gate_heatmaps(result.gates, title="Gates over time and units (sigmoid gates on [0, 1], tanh on [−1, 1])")
@@ -81,7 +84,6 @@ for tab, (label, view) in zip(st.tabs(list(views)), views.items()):
                  "forgets quickly too; stage 1 (no forget gate), a forget bias of 1–2 or chrono keep the cell "
                  "path near 0 (white) over long lags.", [("maps (NPZ)", partial(pairs_npz, result), "jacobian_maps.npz")], key=f"map_{view}")
 lags, spec, _ = result.lag_curve()
-rnn_lags, rnn_spec, _ = baseline.lag_curve()
 curves = {f"{config.cell.upper()} full state": (lags, spec), "simple tanh RNN, same n, input, T": (rnn_lags, rnn_spec)}
 if result.c is not None:
     curves["LSTM c → c (total derivative)"] = result.lag_curve("cell")[:2]

@@ -369,3 +369,32 @@ def test_interrupted_caller_stops_both_workers_before_the_error_goes_on(monkeypa
     stopped_at = len(calls)
     time.sleep(0.2)
     assert len(calls) == stopped_at < 300  # no worker still running; far from the 300 lags of the first half
+
+
+@pytest.mark.parametrize("cfg,stride", [
+    (ExperimentConfig(hidden=12, seq_len=50, seed=4, gain=1.4, init="gaussian", **F64), 1),
+    (ExperimentConfig(hidden=12, seq_len=50, seed=4, gain=1.4, init="gaussian", **F64), 7),
+    (ExperimentConfig(cell="lstm", hidden=6, seq_len=40, seed=2, **F64), 1),
+    (ExperimentConfig(cell="gru", hidden=8, seq_len=45, seed=6, **F64), 4),
+])
+def test_curve_to_the_end_is_the_last_column_of_the_map(cfg, stride):
+    """The lag curve alone (one start of the reversed, transposed sequence) equals the map's last column."""
+    from explorer.jacobian import to_the_end
+
+    result = analyze(cfg, stride=stride)
+    cell, _, tr = trace_of(cfg)
+    jac = lambda steps: cell.jacobians(tr, steps)[:, 0]  # noqa: E731
+    lags, spec, fro = to_the_end(jac, cfg.seq_len, cell.state_size, stride=stride, rtol=1e-9, dtype=torch.float64)
+    want_lags, want_spec, want_fro = result.lag_curve()
+    np.testing.assert_array_equal(lags, want_lags)
+    np.testing.assert_allclose(spec, want_spec, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(fro, want_fro, rtol=0, atol=1e-10)
+
+
+def test_curve_to_the_end_keeps_exact_zeros():
+    from explorer.jacobian import to_the_end
+
+    cfg = ExperimentConfig(init="identity", gain=0.0, hidden=4, seq_len=10)
+    cell, _, tr = trace_of(cfg)
+    lags, spec, fro = to_the_end(lambda steps: cell.jacobians(tr, steps)[:, 0], 10, 4)
+    assert spec[0] == 0.0 and np.isneginf(spec[1:]).all() and np.isneginf(fro[1:]).all()
