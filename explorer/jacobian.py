@@ -55,6 +55,18 @@ def _steps_per_chunk(m: int, dtype) -> int:
     return max(1, min(64, CACHE_BYTES // (m * m * torch.empty((), dtype=dtype).element_size())))
 
 
+def _each_jacobian(jac: Callable[[Tensor], Tensor], first: int, last: int, m: int, dtype, device,
+                   backward: bool = False):
+    """(k, J_k) for k = first .. last (or last .. first with ``backward``), J_k (m, m) in ``dtype``,
+    built a cache-sized chunk at a time (:func:`_steps_per_chunk`) for the one-step-at-a-time chains."""
+    chunk = _steps_per_chunk(m, dtype)
+    starts = range(first, last + 1, chunk)
+    for k0 in reversed(starts) if backward else starts:
+        J = jac(torch.arange(k0, min(k0 + chunk, last + 1), device=device)).to(dtype)
+        for i in reversed(range(J.shape[0])) if backward else range(J.shape[0]):
+            yield k0 + i, J[i]
+
+
 def _lapack_worker() -> None:
     # Batched LAPACK (eigvalsh, cholesky) on small matrices runs ~10x slower with 2 OpenMP
     # threads than with 1 here; two single-threaded workers split the batch instead.
@@ -545,16 +557,13 @@ def product(jac: Callable[[Tensor], Tensor], t: int, s: int, m: int, dtype=torch
     """dz_s/dz_t = J_s ... J_{t+1} as (normalised matrix (m, m), natural-log scale)."""
     P = torch.eye(m, dtype=dtype, device=device)
     log_scale = 0.0
-    chunk = _steps_per_chunk(m, dtype)
-    for k0 in range(t + 1, s + 1, chunk):
-        J = jac(torch.arange(k0, min(k0 + chunk, s + 1), device=device)).to(dtype)
-        for Jk in J:
-            P = Jk @ P
-            norm = float(torch.linalg.matrix_norm(P))
-            if norm == 0.0:
-                return P, -math.inf
-            P /= norm
-            log_scale += math.log(norm)
+    for _, J_k in _each_jacobian(jac, t + 1, s, m, dtype, device):
+        P = J_k @ P
+        norm = float(torch.linalg.matrix_norm(P))
+        if norm == 0.0:
+            return P, -math.inf
+        P /= norm
+        log_scale += math.log(norm)
     return P, log_scale
 
 
@@ -583,23 +592,20 @@ def to_the_end(jac: Callable[[Tensor], Tensor], T: int, m: int, *, stride: int =
     kept, logs = [], []
     P = torch.eye(m, dtype=dtype, device=device)
     log_scale = 0.0
-    chunk = _steps_per_chunk(m, dtype)
-    for k1 in range(T, 0, -chunk):  # J_k1, J_k1-1, ...: each used while in cache
-        J = jac(torch.arange(max(1, k1 - chunk + 1), k1 + 1, device=device)).to(dtype)
-        for i in range(J.shape[0] - 1, -1, -1):
-            P = P @ J[i]
-            norm = float(torch.linalg.matrix_norm(P))
-            if norm == 0.0:  # an exact zero stays zero at every longer lag
-                log_scale = -math.inf
-                P = torch.eye(m, dtype=dtype, device=device) / math.sqrt(m)  # a unit stand-in: its scale is 0
-            else:
-                P = P / norm
-                log_scale += math.log(norm)
-            if T - (k1 - (J.shape[0] - 1 - i)) + 1 in wanted:
-                kept.append(P)
-                logs.append(log_scale)
-        if progress is not None:
-            progress(0.9 * (T - k1 + J.shape[0]) / T)
+    for k, J_k in _each_jacobian(jac, 1, T, m, dtype, device, backward=True):  # P(k - 1, T) = P(k, T) J_k
+        P = P @ J_k
+        norm = float(torch.linalg.matrix_norm(P))
+        if norm == 0.0:  # an exact zero stays zero at every longer lag
+            log_scale = -math.inf
+            P = torch.eye(m, dtype=dtype, device=device) / math.sqrt(m)  # a unit stand-in: its scale is 0
+        else:
+            P = P / norm
+            log_scale += math.log(norm)
+        if T - k + 1 in wanted:
+            kept.append(P)
+            logs.append(log_scale)
+        if progress is not None and k % 64 == 1:
+            progress(0.9 * (T - k + 1) / T)
     spec, fro = np.zeros(len(lags)), np.zeros(len(lags))
     fro[0] = 0.5 * math.log10(m)
     if kept:
@@ -626,18 +632,14 @@ def backprop_log(jac: Callable[[Tensor], Tensor], seed_grad: Tensor, T: int) -> 
     norm0 = float(seed_grad.norm())
     deltas[T], logs[T] = seed_grad / norm0, math.log(norm0)
     delta, log_scale = deltas[T], logs[T]
-    chunk = _steps_per_chunk(m, seed_grad.dtype)
-    for k1 in range(T, 0, -chunk):
-        J = jac(torch.arange(max(1, k1 - chunk + 1), k1 + 1, device=seed_grad.device))  # (., m, m)
-        for i in range(J.shape[0] - 1, -1, -1):
-            k = k1 - (J.shape[0] - 1 - i)
-            delta = delta @ J[i]
-            norm = float(delta.norm())
-            if norm == 0.0:
-                deltas[:k] = 0.0
-                logs[:k] = -math.inf
-                return deltas, logs
-            delta = delta / norm
-            log_scale += math.log(norm)
-            deltas[k - 1], logs[k - 1] = delta, log_scale
+    for k, J_k in _each_jacobian(jac, 1, T, m, seed_grad.dtype, seed_grad.device, backward=True):
+        delta = delta @ J_k
+        norm = float(delta.norm())
+        if norm == 0.0:
+            deltas[:k] = 0.0
+            logs[:k] = -math.inf
+            return deltas, logs
+        delta = delta / norm
+        log_scale += math.log(norm)
+        deltas[k - 1], logs[k - 1] = delta, log_scale
     return deltas, logs
