@@ -104,8 +104,7 @@ def _views(cell: RecurrentCell) -> tuple[View, ...]:
 def pair_norms(cell: RecurrentCell, trace: Trace, config: ExperimentConfig, stride: int = 1,
                progress: Callable[[float], None] | None = None) -> PairNorms:
     """The all-pairs maps of every view of ``cell`` (sequence 0 of ``trace``), as :func:`analyze` computes them."""
-    first = trace.sequence(0)
-    return all_pairs(lambda steps: cell.jacobians(first, steps)[:, 0], config.seq_len, cell.state_size,
+    return all_pairs(_first_sequence_jacobians(cell, trace), config.seq_len, cell.state_size,
                      views=_views(cell), stride=stride, rtol=_rtol(config), dtype=trace.z.dtype,
                      device=trace.z.device, progress=progress,
                      diagonal_from=cell.hidden if isinstance(cell, LSTM) else None)
@@ -144,8 +143,15 @@ def analyze(config: ExperimentConfig, *, stride: int = 1, device: torch.device |
         return _analyze(config, stride, device, progress)
 
 
+def _first_sequence_jacobians(cell: RecurrentCell, trace: Trace) -> Callable[[torch.Tensor], torch.Tensor]:
+    """steps (K,) -> J_k (K, m, m) of sequence 0, built for that sequence only (:meth:`Trace.sequence`)."""
+    first = trace.sequence(0)
+    return lambda steps: cell.jacobians(first, steps)[:, 0]
+
+
 def _traced(config: ExperimentConfig, device) -> tuple[RecurrentCell, torch.Tensor, Trace]:
-    """The seeded cell (set up for analysis), its inputs and its forward pass."""
+    """The seeded cell (set up for analysis) on ``device`` (None: the backend's), its inputs and its forward pass."""
+    device = torch.device(device) if device is not None else backend.device()
     cell = build_cell(config, device)
     cell.frozen_statistics = True  # batch norm: one Jacobian per sequence (see SimpleRNN)
     cell.requires_grad_(False)  # differentiated w.r.t. states and input drives only, never the weights
@@ -159,22 +165,15 @@ def lag_curve(config: ExperimentConfig, *, stride: int = 1, device: torch.device
     """``analyze(config, stride=stride).lag_curve()`` without the rest of the analysis: the last
     column of the map only (:func:`~explorer.jacobian.to_the_end`), e.g. for an overlay."""
     with backend.threads(backend.THREADS):
-        device = torch.device(device) if device is not None else backend.device()
         cell, _, trace = _traced(config, device)
-        first = trace.sequence(0)
-        return to_the_end(lambda steps: cell.jacobians(first, steps)[:, 0], config.seq_len, cell.state_size,
-                          stride=stride, rtol=_rtol(config), dtype=trace.z.dtype, device=device, progress=progress)
+        return to_the_end(_first_sequence_jacobians(cell, trace), config.seq_len, cell.state_size, stride=stride,
+                          rtol=_rtol(config), dtype=trace.z.dtype, device=trace.z.device, progress=progress)
 
 
 def _analyze(config: ExperimentConfig, stride: int, device, progress) -> Analysis:
     t0 = time.perf_counter()
-    device = torch.device(device) if device is not None else backend.device()
     cell, x, trace = _traced(config, device)
-    first = trace.sequence(0)
-
-    def jac(steps: torch.Tensor) -> torch.Tensor:  # (K, m, m) for sequence 0
-        return cell.jacobians(first, steps)[:, 0]
-
+    device, jac = trace.z.device, _first_sequence_jacobians(cell, trace)
     T, m = config.seq_len, cell.state_size
     pairs = pair_norms(cell, trace, config, stride=stride, progress=progress)
     contrib, grad_norms = contributions(cell, trace, jac)
