@@ -18,111 +18,115 @@ import explorer  # noqa: F401  (torch thread pool and flush-denormal before any 
 from explorer import plots
 from explorer.analysis import Analysis, analyze, auto_stride
 from explorer.analysis import lag_curve as _uncached_lag_curve
-from explorer.config import (LSTM_MAX_HIDDEN, SPECS, TRAIN_SPECS, ExperimentConfig, TrainConfig, field_type, fit,
-                             from_query, max_batch, to_query)
+from explorer.config import (ALL_SPECS, SPECS, ExperimentConfig, TrainConfig, check, field_type, fit, flat,
+                             from_query, label, to_query)
 from explorer.export import json_bytes
 
-ALL_SPECS = {**SPECS, **TRAIN_SPECS}
-
 PLOT_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
-LABELS = {
-    "activation": "activation g", "hidden": "hidden units n", "input_size": "input size d",
-    "seq_len": "sequence length T", "init": "W_hh initialisation", "gain": "gain", "input": "input signal",
-    "seed": "seed", "dtype": "precision", "lag": "lag k for singular values", "gates": "LSTM stage (gates)",
-    "forget_bias": "forget-gate bias", "residual": "residual h_t = h_(t-1) + g(a_t)", "norm": "normalisation",
-    "batch": "batch (batch-norm statistics)", "cell": "cell",
-}
-
-CHOICE_LABELS = {
-    "input": "1 · input gate only", "input,output": "2 · + output gate", "input,forget,output": "3 · + forget gate (torch.nn.LSTM)",
-    "rnn": "simple RNN", "lstm": "LSTM", "gru": "GRU",
-}
 
 
 def page_setup(title: str, icon: str) -> None:
     st.set_page_config(page_title=f"{title} · RNN Gradient Explorer", page_icon=icon, layout="wide")
 
 
-def _widget(name: str, key: str, options: Sequence[str] | None = None) -> None:
-    spec, label, kind = ALL_SPECS[name], LABELS.get(name, name.replace("_", " ")), field_type(name)
-    if name == "forget_bias":
-        st.text_input(label, key=key, help="default, chrono (Tallec & Ollivier 2018), or a number such as 1")
-    elif spec.choices is not None:
-        st.selectbox(label, options or spec.choices, key=key, help=spec.help, format_func=lambda v: CHOICE_LABELS.get(v, v))
+def _widget(name: str, key: str, values: dict[str, Any], options: Sequence[str] | None = None) -> None:
+    """The widget of one field, built from its Spec; bounds that depend on other fields come from
+    ``values``, and a range that has shrunk to one value shows that value, disabled."""
+    spec, text, kind = ALL_SPECS[name], label(name), field_type(name)
+    state = st.session_state
+    if spec.choices is not None:
+        allowed = options or spec.choices
+        if state[key] not in allowed:
+            state[key] = allowed[0]
+        st.selectbox(text, allowed, key=key, help=spec.help, format_func=lambda v: spec.choice_labels.get(v, v))
     elif kind is bool:
-        st.toggle(label, key=key, help=spec.help)
-    elif name == "hidden":  # the LSTM's state (h, c) has 2n units: n <= 256 keeps maps within budget
-        top = LSTM_MAX_HIDDEN if st.session_state.get(key.replace("hidden", "cell")) == "lstm" else int(spec.hi)
-        st.session_state[key] = min(st.session_state[key], top)
-        st.slider(label, 1, top, key=key, help=spec.help)
-    elif name == "seq_len":
-        st.slider(label, int(spec.lo), int(spec.hi), key=key, help=spec.help)
-    elif name == "batch":  # batch norm runs every sequence: bounded by seq_len * hidden^2
-        state = st.session_state
-        top = max_batch(state[key.replace("batch", "seq_len")], state[key.replace("batch", "hidden")])
-        state[key] = min(state[key], top)
-        st.number_input(label, int(spec.lo), top, step=1, key=key, help=f"{spec.help} (at most {top} at this size)")
-    elif name == "lag":
-        st.slider(label, 1, int(st.session_state[key.replace("lag", "seq_len")]), key=key, help=spec.help)
+        st.toggle(text, key=key, help=spec.help)
+    elif kind is str:
+        st.text_input(text, key=key, help=spec.help)
     elif kind is int:
-        st.number_input(label, int(spec.lo), int(spec.hi), step=1, key=key, help=spec.help)
+        lo, hi = int(spec.lo), int(spec.upper(values))
+        state[key] = min(max(int(state[key]), lo), hi)
+        if hi <= lo:  # e.g. the lag of a one-step sequence: nothing to choose
+            st.number_input(text, lo, lo, key=key, disabled=True, help=spec.help)
+        elif spec.widget == "slider":
+            st.slider(text, lo, hi, key=key, help=spec.help)
+        else:
+            st.number_input(text, lo, hi, step=1, key=key, help=spec.help)
     else:
         fmt, step = ("%.2e", 1e-4) if name == "lr" else ("%.4g", 0.05)
-        st.number_input(label, float(spec.lo), float(spec.hi), step=step, format=fmt, key=key, help=spec.help)
+        st.number_input(text, float(spec.lo), float(spec.hi), step=step, format=fmt, key=key, help=spec.help)
 
 
-def _get(config: ExperimentConfig | TrainConfig, name: str) -> Any:
-    if isinstance(config, TrainConfig) and name in SPECS:
-        return getattr(config.model, name)
-    return getattr(config, name)
-
-
-def _fit(config: ExperimentConfig | TrainConfig, values: dict[str, Any]) -> tuple[Any, list[str]]:
-    if isinstance(config, TrainConfig):
-        model, warnings = fit(config.model, **{k: v for k, v in values.items() if k in SPECS})
-        return config.replace(model=model, **{k: v for k, v in values.items() if k not in SPECS}), warnings
-    return fit(config, **values)
-
-
-def config_sidebar(fields: Sequence[str], *, choices: dict[str, Sequence[str]] | None = None,
-                   fixed: dict[str, Any] | None = None, train: bool = False) -> Any:
-    """Sidebar widgets for ``fields``, two-way bound to the URL; returns the page's config
-    (an ``ExperimentConfig``, or a ``TrainConfig`` with ``train=True``). ``fixed`` pins fields
-    for this page; ``choices`` narrows a field's options (an outside value falls back to the first)."""
-    choices, fixed = choices or {}, fixed or {}
-    prefix = "lab" if train else "cfg"
-    query = st.query_params.to_dict()
-    state = st.session_state
-    if prefix not in state or (query and query != state.get(f"{prefix}_query")):
-        config, warnings = from_query(query, train=train)
-        state[f"{prefix}_warnings"] = warnings
-        state[prefix] = config
-        for name in list(ALL_SPECS):
-            state.pop(f"{prefix}_{name}", None)  # widgets take the URL's values
-    config = state[prefix]
-    pinned = dict(fixed)
+def _pin(values: dict[str, Any], fixed: dict[str, Any], choices: dict[str, Sequence[str]]) -> dict[str, Any]:
+    """The page's pinned fields, and its narrowed choices (an outside value falls back to the first)."""
+    values = {**values, **fixed}
     for name, allowed in choices.items():
-        if _get(config, name) not in allowed:
-            pinned[name] = allowed[0]
-    config, clamped = _fit(config, pinned)
-    for message in state.pop(f"{prefix}_warnings", []) + clamped:  # once: the URL is rewritten below
+        if values[name] not in allowed:
+            values[name] = allowed[0]
+    return values
+
+
+def config_sidebar(page: str, fields: Sequence[str], *, choices: dict[str, Sequence[str]] | None = None,
+                   fixed: dict[str, Any] | None = None, train: bool = False) -> Any:
+    """Sidebar widgets for those of ``fields`` whose Spec shows them, two-way bound to the URL; returns
+    the page's config (an ``ExperimentConfig``, or a ``TrainConfig`` with ``train=True``).
+
+    Where the config comes from, in order: the URL, when the page is entered with a query (a shared
+    link, back or forward) or its query is not the one this page wrote last; on entering from
+    another page through the sidebar (Streamlit drops the query), this page's own last config with
+    the settings it shares with the last page seen carried over; else the widgets. Widget keys are ``<page>_<field>``, one set per page:
+    Streamlit ties a widget's identity to its page, so keys shared across pages lose their values.
+    ``fixed`` pins fields for this page; ``choices`` narrows a field's options.
+    """
+    choices, fixed = choices or {}, fixed or {}
+    state = st.session_state
+    memory = state.setdefault("pages", {})  # page -> (its config, the query it wrote)
+    shared = state.setdefault("shared", {})  # field -> value, as last shown on any page
+    query = st.query_params.to_dict()
+    own = memory.get(page)
+    arriving = state.get("current_page") != page
+    state["current_page"] = page
+    default = TrainConfig() if train else ExperimentConfig()
+    warnings: list[str] = []
+    if query and (arriving or own is None or query != own[1]):
+        config, warnings = from_query(query, train=train)
+        values, reset = flat(config), True
+    elif arriving or own is None:
+        values = {**flat(own[0] if own else default), **{k: v for k, v in shared.items() if k in fields}}
+        reset = True
+    else:
+        values, reset = flat(own[0]), False
+    config, clamped = fit(default, **_pin(values, fixed, choices))
+    for message in warnings + clamped:
         st.warning(message, icon="⚠️")
+    current = flat(config)
+    if reset:  # the widgets take the config's values
+        for name in fields:
+            state[f"{page}_{name}"] = current[name]
+    shown = []
     with st.sidebar:
         st.subheader("Training" if train else "Experiment")
         for name in fields:
-            key = f"{prefix}_{name}"
-            if key not in state:
-                state[key] = _get(config, name)
-            if name == "lag":
-                state[key] = min(state[key], state.get(f"{prefix}_seq_len", config.seq_len))
-            _widget(name, key, choices.get(name))
-    try:
-        config, _ = _fit(config, {**{name: state[f"{prefix}_{name}"] for name in fields}, **pinned})
-    except ValueError as err:  # e.g. a forget bias typed as text: keep the last good config
-        st.sidebar.error(str(err))
-    state[prefix] = config
-    state[f"{prefix}_query"] = to_query(config)
-    st.query_params.from_dict(state[f"{prefix}_query"])
+            key = f"{page}_{name}"
+            state.setdefault(key, current[name])
+            current[name] = state[key]
+            if ALL_SPECS[name].shown(current):
+                _widget(name, key, current, choices.get(name))
+                current[name] = state[key]
+                shown.append(name)
+    changes = {}
+    for name in shown:
+        try:
+            changes[name] = check(name, state[f"{page}_{name}"])
+        except ValueError as err:  # e.g. a forget bias typed as text: keep the last good value
+            st.sidebar.error(str(err))
+    config, clamped = fit(config, **_pin(changes, fixed, choices))
+    for message in clamped:
+        st.warning(message, icon="⚠️")
+    shared.update({name: flat(config)[name] for name in shown})
+    written = to_query(config)
+    memory[page] = (config, written)
+    st.query_params.from_dict(written)
     return config
 
 

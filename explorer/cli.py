@@ -10,7 +10,7 @@ import json
 import sys
 from typing import Sequence
 
-from .config import SPECS, TRAIN_SPECS, ExperimentConfig, TrainConfig, _describe, check
+from .config import SPECS, TRAIN_SPECS, ExperimentConfig, TrainConfig, check, describe
 
 
 class _Parser(argparse.ArgumentParser):
@@ -21,7 +21,7 @@ class _Parser(argparse.ArgumentParser):
 def _add_fields(parser: argparse.ArgumentParser, specs, defaults) -> None:
     for name, spec in specs.items():
         default = defaults[name]
-        text = f"{spec.help} ({_describe(name, spec)}; default {default})"
+        text = f"{spec.help} ({describe(name)}; default {default})"
         parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None, metavar="VALUE", help=text)
 
 

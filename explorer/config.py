@@ -1,17 +1,19 @@
 """One frozen config per experiment, and the one table that drives the URL codec,
-the command line and validation.
+the command line, validation and the widgets.
 
 The URL query string, the CLI flags and the ``st.cache_data`` key all come from
 :class:`ExperimentConfig`, so a shared link reproduces the exact picture, seed included.
 Query-parameter names are the CLI option names with underscores
-(``--seq-len`` <-> ``seq_len``).
+(``--seq-len`` <-> ``seq_len``). Each field's :class:`Spec` says how it is parsed and
+bounded, how its widget reads and when it is shown; the rules between fields live in
+:func:`violations`, which the dataclasses, the URL parser, the CLI and the lab all call.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 CELLS = ("rnn", "lstm", "gru")
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
@@ -20,7 +22,7 @@ INPUTS = ("gaussian", "zeros", "sine")
 DTYPES = ("float32", "float64")
 GATE_STAGES = ("input", "input,output", "input,forget,output")
 NORMS = ("none", "layer", "batch")
-TASKS = ("adding", "copy")
+TASKS = ("adding", "copy")  # explorer.tasks makes them
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 ORTHO_PARAMS = ("none", "matrix_exp", "cayley")
 LSTM_MAX_HIDDEN = 256  # the LSTM state (h, c) has 2n units: n <= 256 keeps it within the RNN's 512
@@ -28,20 +30,32 @@ LSTM_MAX_HIDDEN = 256  # the LSTM state (h, c) has 2n units: n <= 256 keeps it w
 # contributions): batch * seq_len * hidden^2 <= 2^33 keeps that to a few seconds (16 at T=2000, n=512).
 BATCH_NORM_BUDGET = 2**33
 
-
-def max_batch(seq_len: int, hidden: int) -> int:
-    """The largest ``batch`` for norm=batch at this size (within the field's own range)."""
-    return max(int(SPECS["batch"].lo), min(int(SPECS["batch"].hi), BATCH_NORM_BUDGET // (seq_len * hidden**2)))
+Values = Mapping[str, Any]  # field name -> value: the model's fields and, for a run, the training fields
 
 
 @dataclass(frozen=True)
 class Spec:
-    """How one config field is parsed, bounded and explained."""
+    """How one config field is parsed, bounded, explained and shown (URL, CLI, widgets)."""
 
     choices: tuple[str, ...] | None = None  # allowed strings, for str fields
     lo: float | None = None  # inclusive bounds, for numbers
     hi: float | None = None
     help: str = ""
+    label: str = ""  # the widget's label ("" = the name with spaces)
+    choice_labels: Mapping[str, str] = dataclasses.field(default_factory=dict)  # how a choice reads in a selector
+    widget: str = ""  # "slider" for a number, else chosen by type ("" )
+    visible_if: Callable[[Values], bool] | None = None  # shown only where this holds (always where None)
+    # a tighter upper bound that depends on other fields (None where none applies), and why
+    hi_for: Callable[[Values], int | None] | None = None
+    hi_reason: Callable[[Values], str] | None = None
+
+    def shown(self, values: Values) -> bool:
+        return self.visible_if is None or bool(self.visible_if(values))
+
+    def upper(self, values: Values) -> float:
+        """The upper bound at these values of the other fields."""
+        tighter = self.hi_for(values) if self.hi_for is not None else None
+        return self.hi if tighter is None else min(self.hi, tighter)
 
 
 @dataclass(frozen=True)
@@ -68,13 +82,7 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             object.__setattr__(self, f.name, check(f.name, getattr(self, f.name), SPECS))
-        if self.cell == "lstm" and self.hidden > LSTM_MAX_HIDDEN:
-            raise ValueError(f"hidden must be in [1, {LSTM_MAX_HIDDEN}] for cell=lstm (its state (h, c) has 2n units), "
-                             f"got {self.hidden}")
-        if self.norm == "batch" and self.batch > max_batch(self.seq_len, self.hidden):
-            raise ValueError(_batch_bound(self.seq_len, self.hidden, self.batch))
-        # the default lag may exceed a short sequence: clamp rather than refuse
-        object.__setattr__(self, "lag", min(self.lag, self.seq_len))
+        _enforce(self, self.to_dict())
 
     def replace(self, **changes: Any) -> "ExperimentConfig":
         return dataclasses.replace(self, **changes)
@@ -107,9 +115,7 @@ class TrainConfig:
                 object.__setattr__(self, f.name, check(f.name, getattr(self, f.name), TRAIN_SPECS))
         if not isinstance(self.model, ExperimentConfig):
             raise ValueError("model must be an ExperimentConfig")
-        problem = _train_conflict(self.model, self.task, self.orthogonal_param)
-        if problem:
-            raise ValueError(problem)
+        _enforce(self, flat(self))
 
     def flops(self) -> float:
         """Rough float ops of the run: forward and backward (3x) through T' steps of
@@ -130,38 +136,86 @@ class TrainConfig:
         return {**self.model.to_query(), **own}
 
 
+def flat(config: ExperimentConfig | TrainConfig) -> dict[str, Any]:
+    """Every field by name: a run's model fields beside its training fields."""
+    if isinstance(config, TrainConfig):
+        return {**config.model.to_dict(), **{k: v for k, v in config.to_dict().items() if k != "model"}}
+    return config.to_dict()
+
+
+def unflat(values: Values, *, train: bool) -> ExperimentConfig | TrainConfig:
+    """The config of :func:`flat`'s values (strict: raises ``ValueError``)."""
+    model = ExperimentConfig(**{k: v for k, v in values.items() if k in SPECS})
+    if not train:
+        return model
+    return TrainConfig(model=model, **{k: v for k, v in values.items() if k in TRAIN_SPECS})
+
+
+def max_batch(seq_len: int, hidden: int) -> int:
+    """The largest ``batch`` for norm=batch at this size (within the field's own range)."""
+    return max(int(SPECS["batch"].lo), min(int(SPECS["batch"].hi), BATCH_NORM_BUDGET // (seq_len * hidden**2)))
+
+
+def _is(field: str, *allowed: str) -> Callable[[Values], bool]:
+    return lambda values: values.get(field) in allowed
+
+
+_STAGE_LABELS = {"input": "1 · input gate only", "input,output": "2 · + output gate",
+                 "input,forget,output": "3 · + forget gate (torch.nn.LSTM)"}
+
 SPECS: dict[str, Spec] = {
-    "cell": Spec(choices=CELLS, help="recurrent cell"),
-    "activation": Spec(choices=ACTIVATIONS, help="activation g of the simple RNN"),
-    "hidden": Spec(lo=1, hi=512, help="hidden units n"),
-    "input_size": Spec(lo=1, hi=64, help="input features d"),
-    "seq_len": Spec(lo=1, hi=2000, help="sequence length T"),
-    "init": Spec(choices=INITS, help="initialisation of W_hh"),
-    "gain": Spec(lo=0.0, hi=8.0, help="gain of the initialisation"),
-    "input": Spec(choices=INPUTS, help="input signal"),
-    "seed": Spec(lo=0, hi=2**31 - 1, help="random seed (weights and inputs)"),
-    "dtype": Spec(choices=DTYPES, help="floating-point precision"),
-    "lag": Spec(lo=1, hi=2000, help="lag k for the singular values of dh_T/dh_(T-k)"),
-    "gates": Spec(choices=GATE_STAGES, help="LSTM stage: gates present (absent gates are fixed at 1)"),
-    "forget_bias": Spec(help="LSTM forget-gate bias: default, a number in [-10, 10], or chrono"),
-    "residual": Spec(help="residual RNN: h_t = h_(t-1) + g(a_t)"),
-    "norm": Spec(choices=NORMS, help="normalise the pre-activation a_t"),
-    "batch": Spec(lo=2, hi=256, help="batch of sequences for batch-norm statistics"),
+    "cell": Spec(choices=CELLS, help="Recurrent cell: the simple RNN, the LSTM or the GRU", label="cell",
+                 choice_labels={"rnn": "simple RNN", "lstm": "LSTM", "gru": "GRU"}),
+    "activation": Spec(choices=ACTIVATIONS, help="g in h_t = g(a_t); sup|g′| sets the lecture's bound",
+                       label="activation g", visible_if=_is("cell", "rnn")),
+    "hidden": Spec(lo=1, hi=512, help="Units n of the state h (the LSTM's state (h, c) has 2n)", label="hidden units n",
+                   widget="slider", hi_for=lambda v: LSTM_MAX_HIDDEN if v.get("cell") == "lstm" else None,
+                   hi_reason=lambda v: " for cell=lstm (its state (h, c) has 2n units)"),
+    "input_size": Spec(lo=1, hi=64, help="Features d of each input x_t", label="input size d"),
+    "seq_len": Spec(lo=1, hi=2000, help="Steps T of the unrolled product", label="sequence length T", widget="slider"),
+    "init": Spec(choices=INITS, help="How W_hh is drawn (torch.nn.init); each gate block alike for the LSTM and GRU",
+                 label="W_hh initialisation"),
+    "gain": Spec(lo=0.0, hi=8.0, help="Scale of the initialisation: σ_w for gaussian, the gain of torch.nn.init",
+                 label="gain"),
+    "input": Spec(choices=INPUTS, help="What x_1..x_T are: N(0, 1) noise, zeros (no drive) or sines",
+                  label="input signal"),
+    "seed": Spec(lo=0, hi=2**31 - 1, help="Seeds the weights and the inputs: a link with it reproduces the picture",
+                 label="seed"),
+    "dtype": Spec(choices=DTYPES, help="Precision of the forward pass and the products", label="precision"),
+    "lag": Spec(lo=1, hi=2000, help="The singular values are those of ∂h_T/∂h_(T−k) for this k", label="lag k",
+                widget="slider", hi_for=lambda v: v.get("seq_len"), hi_reason=lambda v: f" (seq_len={v.get('seq_len')})"),
+    "gates": Spec(choices=GATE_STAGES, help="The lecture's stages; an absent gate is fixed at 1",
+                  label="LSTM stage (gates)", choice_labels=_STAGE_LABELS, visible_if=_is("cell", "lstm")),
+    "forget_bias": Spec(help="default (torch's), chrono (Tallec & Ollivier 2018), or a number such as 1",
+                        label="forget-gate bias", visible_if=_is("cell", "lstm")),
+    "residual": Spec(help="h_t = h_(t−1) + g(a_t): the Jacobian becomes I + diag(g′) W_hh",
+                     label="residual connection", visible_if=_is("cell", "rnn")),
+    "norm": Spec(choices=NORMS, help="Normalise the pre-activation a_t over units (layer) or sequences (batch)",
+                 label="normalisation", visible_if=_is("cell", "rnn")),
+    "batch": Spec(lo=2, hi=256, help="Sequences whose statistics batch norm uses", label="batch (batch norm)",
+                  visible_if=_is("norm", "batch"),
+                  hi_for=lambda v: max_batch(v["seq_len"], v["hidden"]) if v.get("norm") == "batch" else None,
+                  hi_reason=lambda v: (f" for norm=batch at seq_len={v['seq_len']}, hidden={v['hidden']} "
+                                       "(every sequence runs for the batch statistics)")),
 }
 
 TRAIN_SPECS: dict[str, Spec] = {
-    "task": Spec(choices=TASKS, help="long-range task"),
-    "steps": Spec(lo=1, hi=20000, help="optimiser steps"),
-    "batch_size": Spec(lo=1, hi=512, help="sequences per step"),
-    "lr": Spec(lo=1e-6, hi=1.0, help="learning rate"),
-    "optimizer": Spec(choices=OPTIMIZERS, help="optimiser"),
-    "clip": Spec(lo=0.0, hi=1e3, help="max gradient norm (0 = no clipping)"),
-    "ortho_reg": Spec(lo=0.0, hi=100.0, help="orthogonal regularisation lambda"),
-    "orthogonal_param": Spec(choices=ORTHO_PARAMS, help="keep W_hh orthogonal (Riemannian)"),
-    "record_every": Spec(lo=1, hi=1000, help="record the gradient-flow profile every k steps"),
+    "task": Spec(choices=TASKS, help="A task whose answer depends on inputs far in the past",
+                 label="task", choice_labels={"adding": "adding problem", "copy": "copy memory"}),
+    "steps": Spec(lo=1, hi=20000, help="Optimiser steps of the run", label="training steps"),
+    "batch_size": Spec(lo=1, hi=512, help="Sequences per optimiser step", label="batch size"),
+    "lr": Spec(lo=1e-6, hi=1.0, help="Step size of the optimiser", label="learning rate"),
+    "optimizer": Spec(choices=OPTIMIZERS, help="torch.optim optimiser", label="optimiser"),
+    "clip": Spec(lo=0.0, hi=1e3, help="Gradients are rescaled to at most this norm (0 = no clipping)",
+                 label="gradient clipping"),
+    "ortho_reg": Spec(lo=0.0, hi=100.0, help="λ of the penalty λ‖W_hhᵀW_hh − I‖²_F", label="orthogonal regulariser λ"),
+    "orthogonal_param": Spec(choices=ORTHO_PARAMS, label="Riemannian (orthogonal W_hh)",
+                             help="Keep W_hh on the orthogonal group (torch.nn.utils.parametrizations)",
+                             visible_if=_is("cell", "rnn")),
+    "record_every": Spec(lo=1, hi=1000, help="Record the gradient-flow profile every k steps", label="record every"),
 }
+ALL_SPECS: dict[str, Spec] = {**SPECS, **TRAIN_SPECS}
 
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ExperimentConfig)}
 _TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name != "model"}
 _TYPES = {f.name: type(f.default) for f in dataclasses.fields(ExperimentConfig)}
 _TYPES.update({name: type(value) for name, value in _TRAIN_DEFAULTS.items()})
@@ -170,6 +224,56 @@ _TYPES.update({name: type(value) for name, value in _TRAIN_DEFAULTS.items()})
 def field_type(name: str) -> type:
     """The Python type of a config field (model or training)."""
     return _TYPES[name]
+
+
+def label(name: str) -> str:
+    return ALL_SPECS[name].label or name.replace("_", " ")
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A rule between fields that ``field`` breaks, and the nearest value that keeps it."""
+
+    field: str
+    value: Any
+    message: str
+    silent: bool = False  # resolved without a word, even by the strict constructor
+
+
+def violations(values: Values) -> list[Violation]:
+    """Every rule between fields that ``values`` break (the one home of those rules).
+
+    Bounds that depend on other fields come from each :class:`Spec`'s ``hi_for`` (an LSTM's
+    hidden size, batch norm's batch, the lag); a run adds its own (a Riemannian W_hh needs a
+    square one, the adding problem two steps). The lag beyond a short sequence is silent: the
+    default lag exceeds it.
+    """
+    found = []
+    for name, spec in ALL_SPECS.items():
+        if name not in values or spec.hi_for is None:
+            continue
+        top = spec.upper(values)
+        if values[name] > top:
+            reason = spec.hi_reason(values) if spec.hi_reason else ""
+            found.append(Violation(name, int(top), f"{name} must be in [{int(spec.lo)}, {int(top)}]{reason}, "
+                                                   f"got {values[name]}", silent=name == "lag"))
+    if values.get("orthogonal_param", "none") != "none" and values.get("cell") != "rnn":
+        found.append(Violation("orthogonal_param", "none",
+                               f"orthogonal_param={values['orthogonal_param']} needs cell=rnn (a square W_hh); the "
+                               f"{str(values.get('cell')).upper()}'s W_hh stacks gate blocks: use ortho_reg instead"))
+    if values.get("task") == "adding" and values.get("seq_len", 2) < 2:
+        found.append(Violation("seq_len", 2, "the adding problem needs seq_len >= 2 (one marker in each half)"))
+    return found
+
+
+def _enforce(config: ExperimentConfig | TrainConfig, values: Values) -> None:
+    """The strict constructors: raise on a broken rule, resolve the silent ones in place."""
+    target = config.model if isinstance(config, TrainConfig) else config
+    for problem in violations(values):
+        if not problem.silent:
+            raise ValueError(problem.message)
+        if isinstance(config, ExperimentConfig):
+            object.__setattr__(target, problem.field, problem.value)
 
 
 def _parse_bool(text: str) -> bool:
@@ -181,7 +285,7 @@ def _parse_bool(text: str) -> bool:
     raise ValueError(f"expected true or false, got {text!r}")
 
 
-def check(name: str, value: Any, specs: Mapping[str, Spec]) -> Any:
+def check(name: str, value: Any, specs: Mapping[str, Spec] = ALL_SPECS) -> Any:
     """Coerce ``value`` (a string or a Python value) to the field's type and check its bounds.
 
     Raises ``ValueError`` naming the field and its allowed range.
@@ -202,15 +306,21 @@ def check(name: str, value: Any, specs: Mapping[str, Spec]) -> Any:
                 raise ValueError
         else:
             value = str(value).strip()
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be {_describe(name, spec)}, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name} must be {describe(name)}, got {_shown(value)}") from None
     if name == "forget_bias":
         return _check_forget_bias(value)
     if spec.choices is not None and value not in spec.choices:
-        raise ValueError(f"{name} must be {_describe(name, spec)}, got {value!r}")
+        raise ValueError(f"{name} must be {describe(name)}, got {_shown(value)}")
     if spec.lo is not None and not (spec.lo <= value <= spec.hi):
-        raise ValueError(f"{name} must be {_describe(name, spec)}, got {value!r}")
+        raise ValueError(f"{name} must be {describe(name)}, got {_shown(value)}")
     return value
+
+
+def _shown(value: Any) -> str:
+    """A bad value as a message quotes it: repr, cut short (a URL can carry anything)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "...'"
 
 
 def _check_forget_bias(value: str) -> str:
@@ -221,12 +331,13 @@ def _check_forget_bias(value: str) -> str:
     except ValueError:
         number = math.nan
     if not (math.isfinite(number) and -10.0 <= number <= 10.0):
-        raise ValueError(f"forget_bias must be default, chrono or a number in [-10, 10], got {value!r}")
+        raise ValueError(f"forget_bias must be default, chrono or a number in [-10, 10], got {_shown(value)}")
     return repr(number)
 
 
-def _describe(name: str, spec: Spec) -> str:
-    kind = _TYPES[name]
+def describe(name: str) -> str:
+    """The allowed values of a field, in words."""
+    spec, kind = ALL_SPECS[name], _TYPES[name]
     if name == "forget_bias":
         return "default, chrono or a number in [-10, 10]"
     if spec.choices is not None:
@@ -258,21 +369,6 @@ def _first(value: Any) -> str:
     return str(value[-1]) if isinstance(value, (list, tuple)) and value else str(value)
 
 
-def _parse_fields(
-    query: Mapping[str, Any], specs: Mapping[str, Spec], defaults: Mapping[str, Any], warnings: list[str]
-) -> dict[str, Any]:
-    values = {}
-    for name in specs:
-        if name not in query:
-            continue
-        raw = _first(query[name])
-        try:
-            values[name] = check(name, raw, specs)
-        except ValueError as err:
-            warnings.append(f"{err}; using the default {_format(defaults[name])}.")
-    return values
-
-
 def from_query(query: Mapping[str, Any], *, train: bool = False) -> tuple[ExperimentConfig | TrainConfig, list[str]]:
     """Parse a URL query (``st.query_params`` or ``parse_qs`` output) into a config.
 
@@ -280,58 +376,37 @@ def from_query(query: Mapping[str, Any], *, train: bool = False) -> tuple[Experi
     to its default, so a page always renders.
     """
     warnings: list[str] = []
-    known = set(SPECS) | (set(TRAIN_SPECS) if train else set())
+    specs = ALL_SPECS if train else SPECS
     for key in query:
-        if key not in known:
-            warnings.append(f"Unknown parameter {key!r} ignored.")
-    base = TrainConfig().model if train else ExperimentConfig()
-    values = _parse_fields(query, SPECS, base.to_dict(), warnings)
-    seq_len = values.get("seq_len", base.seq_len)
-    if values.get("lag", 0) > seq_len:
-        warnings.append(f"lag must be in 1..seq_len={seq_len}, got {values['lag']}; using {seq_len}.")
-    model, more = fit(base, **values)
-    warnings += more
-    if not train:
-        return model, warnings
-    train_values = _parse_fields(query, TRAIN_SPECS, _TRAIN_DEFAULTS, warnings)
-    task = train_values.get("task", _TRAIN_DEFAULTS["task"])
-    ortho = train_values.get("orthogonal_param", _TRAIN_DEFAULTS["orthogonal_param"])
-    problem = _train_conflict(model, task, ortho)
-    if problem:
-        warnings.append(f"{problem}; using orthogonal_param=none and seq_len >= 2.")
-        train_values["orthogonal_param"] = "none"
-        model = model.replace(seq_len=max(2, model.seq_len))
-    return TrainConfig(model=model, **train_values), warnings
+        if key not in specs:
+            warnings.append(f"Unknown parameter {_shown(str(key))} ignored.")
+    base = TrainConfig() if train else ExperimentConfig()
+    defaults = flat(base)
+    values = {}
+    for name in specs:
+        if name in query:
+            try:
+                values[name] = check(name, _first(query[name]))
+            except ValueError as err:
+                warnings.append(f"{err}; using the default {_format(defaults[name])}.")
+    config, more = fit(base, **values)
+    return config, warnings + more
 
 
-def _train_conflict(model: ExperimentConfig, task: str, orthogonal_param: str) -> str | None:
-    if orthogonal_param != "none" and model.cell != "rnn":
-        return (f"orthogonal_param={orthogonal_param} needs cell=rnn (a square W_hh); the {model.cell.upper()}'s "
-                "W_hh stacks gate blocks: use ortho_reg instead")
-    if task == "adding" and model.seq_len < 2:
-        return "the adding problem needs seq_len >= 2 (one marker in each half)"
-    return None
-
-
-def fit(config: ExperimentConfig, **changes: Any) -> tuple[ExperimentConfig, list[str]]:
-    """``config.replace(**changes)``, resolving the cross-field bounds (an LSTM's hidden size,
-    batch norm's batch) by clamping, with a warning, instead of raising."""
-    merged = {**config.to_dict(), **changes}
+def fit(config: ExperimentConfig | TrainConfig, **changes: Any) -> tuple[Any, list[str]]:
+    """``config`` with ``changes`` (already checked one by one), each broken rule between fields
+    (:func:`violations`) resolved by its nearest allowed value, with a warning, instead of raising."""
+    values = {**flat(config), **changes}
     warnings = []
-    if merged["cell"] == "lstm" and merged["hidden"] > LSTM_MAX_HIDDEN:
-        warnings.append(f"hidden must be in [1, {LSTM_MAX_HIDDEN}] for cell=lstm, got {merged['hidden']}; "
-                        f"using {LSTM_MAX_HIDDEN}.")
-        merged["hidden"] = LSTM_MAX_HIDDEN
-    cap = max_batch(merged["seq_len"], merged["hidden"])
-    if merged["norm"] == "batch" and merged["batch"] > cap:
-        warnings.append(f"{_batch_bound(merged['seq_len'], merged['hidden'], merged['batch'])}; using {cap}.")
-        merged["batch"] = cap
-    return ExperimentConfig(**merged), warnings
-
-
-def _batch_bound(seq_len: int, hidden: int, batch: int) -> str:
-    return (f"batch must be in [{int(SPECS['batch'].lo)}, {max_batch(seq_len, hidden)}] for norm=batch at seq_len={seq_len}, hidden={hidden} "
-            f"(every sequence runs for the batch statistics), got {batch}")
+    for _ in range(len(ALL_SPECS)):  # a fix may break a later rule (hidden bounds batch): settle them all
+        problems = violations(values)
+        if not problems:
+            break
+        for problem in problems:
+            if not problem.silent or problem.field in changes:  # the default lag beyond a short T: no word
+                warnings.append(f"{problem.message}; using {_format(problem.value)}.")
+            values[problem.field] = problem.value
+    return unflat(values, train=isinstance(config, TrainConfig)), warnings
 
 
 def from_dict(data: Mapping[str, Any]) -> ExperimentConfig | TrainConfig:

@@ -28,7 +28,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-TASKS = ("adding", "copy")
+from .config import TASKS
+
 COPY_SYMBOLS = 8  # symbols 1..8
 COPY_LENGTH = 10  # symbols to remember
 COPY_CLASSES = COPY_SYMBOLS + 2  # + blank (0) + delimiter (9)

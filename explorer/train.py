@@ -88,17 +88,6 @@ def torch_module(model: ExperimentConfig) -> str | None:
     return "GRU"
 
 
-def check_config(config: TrainConfig) -> None:
-    """Raise ``ValueError`` for combinations ``TrainConfig`` validation does not catch."""
-    if config.orthogonal_param != "none" and config.model.cell != "rnn":
-        raise ValueError(
-            f"orthogonal_param={config.orthogonal_param!r} needs cell='rnn': it keeps a square "
-            f"n x n W_hh orthogonal, and the {config.model.cell.upper()} W_hh is a stack of "
-            f"n x n gate blocks; use ortho_reg for gated cells")
-    if config.task == "adding" and config.model.seq_len < 2:
-        raise ValueError("the adding problem needs seq_len >= 2 (one marker in each half)")
-
-
 def ortho_penalty(W: Tensor, blocks: int) -> Tensor:
     r"""\sum_b \|W_b^T W_b - I\|_F^2 over the n x n blocks of W (G n, n). Scalar, differentiable."""
     n = W.shape[-1]
@@ -135,7 +124,6 @@ class _Model:
     """Cell (or its torch.nn twin) plus read-out; forward gives h (T', B, n) and the live W_hh."""
 
     def __init__(self, config: TrainConfig, dev: torch.device):
-        check_config(config)
         self.model_config = config.model.replace(input_size=tasks.input_size(config.task))
         self.cell = build_cell(self.model_config, dev)
         n, dtype = self.cell.hidden, self.cell.weight_hh_l0.dtype

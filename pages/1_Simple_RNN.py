@@ -10,10 +10,8 @@ from explorer.export import csv_bytes, pairs_npz
 
 ui.page_setup("Simple RNN", "📉")
 st.title("Simple RNN: the vanishing-gradient product")
-config = ui.config_sidebar(
-    ["activation", "hidden", "input_size", "seq_len", "init", "gain", "input", "seed", "dtype", "lag",
-     "residual", "norm"] + (["batch"] if st.session_state.get("cfg_norm") == "batch" else []),
-    fixed={"cell": "rnn"})
+config = ui.config_sidebar("rnn", ["activation", "hidden", "input_size", "seq_len", "init", "gain", "input", "seed",
+                                  "dtype", "lag", "residual", "norm", "batch"], fixed={"cell": "rnn"})
 ui.config_download(config, "rnn")
 result = ui.analysis(config)
 if config.norm == "batch":

@@ -24,11 +24,8 @@ GRU_EQ = (r"r_t = \sigma(\cdot),\; z_t = \sigma(\cdot),\; n_t = \tanh(W_{in}x_t 
 
 ui.page_setup("LSTM and GRU", "🧮")
 st.title("LSTM gate by gate, and the GRU")
-lstm = st.session_state.get("cfg_cell", "lstm") != "gru"
-config = ui.config_sidebar(
-    ["cell"] + (["gates", "forget_bias"] if lstm else []) +
-    ["hidden", "input_size", "seq_len", "init", "gain", "input", "seed", "dtype"],
-    choices={"cell": ("lstm", "gru")})
+config = ui.config_sidebar("gated", ["cell", "gates", "forget_bias", "hidden", "input_size", "seq_len", "init", "gain",
+                                    "input", "seed", "dtype"], choices={"cell": ("lstm", "gru")})
 ui.config_download(config, "gated")
 if config.cell == "lstm":
     latex, words = STAGES[config.gates]

@@ -16,12 +16,10 @@ st.markdown("Vanishing gradients stop a network from learning long-range depende
 st.latex(r"J(\theta) = L_{\text{task}} + \lambda \sum_{\text{blocks}} \|W_h^\top W_h - I\|_F^2")
 st.markdown("**Riemannian optimisation** keeps W_h ∈ O(n) throughout training, through "
             "`torch.nn.utils.parametrizations.orthogonal` (matrix exponential or Cayley map).")
-lstm = st.session_state.get("lab_cell", "lstm") == "lstm"
-rnn = st.session_state.get("lab_cell", "lstm") == "rnn"
 config = ui.config_sidebar(
-    ["task", "cell"] + (["activation", "residual", "norm"] if rnn else []) + (["gates", "forget_bias"] if lstm else [])
-    + ["hidden", "seq_len", "init", "gain", "seed", "steps", "batch_size", "optimizer", "lr", "clip", "ortho_reg"]
-    + (["orthogonal_param"] if rnn else []) + ["record_every"], train=True)
+    "lab", ["task", "cell", "activation", "residual", "norm", "gates", "forget_bias", "hidden", "seq_len", "init", "gain",
+            "seed", "steps", "batch_size", "optimizer", "lr", "clip", "ortho_reg", "orthogonal_param", "record_every"],
+    train=True)
 st.caption(f"Task: **{config.task}** at T = {config.model.seq_len}. "
            + ("Adding problem (Arjovsky et al. 2016): sum the two marked values; predicting 1 gives MSE 1/6."
               if config.task == "adding" else

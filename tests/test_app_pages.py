@@ -5,7 +5,7 @@ covered automatically.
 Each run starts at the entry script, as the app does, and switches to the page: Streamlit's
 pages/ support runs the page script through the same navigation as ``streamlit run``.
 Assertions hold for any page built on the shared sidebar (``ui.config_sidebar``: widget keys
-``<prefix>_<field>``, e.g. ``cfg_seq_len`` or ``lab_seq_len``) and only look at the fields whose
+``<page>_<field>``, e.g. ``rnn_seq_len`` or ``lab_seq_len``) and only look at the fields whose
 widgets the page shows: a page may pin the others. Pages listed in conftest's ``ON_DEMAND`` draw
 their charts after a button press: on load they must offer that button instead.
 """
@@ -124,31 +124,23 @@ def test_on_demand_table_names_real_pages(stale_on_demand_labels):
 def test_simple_rnn_widget_change_reruns_and_updates_url(simple_rnn_page):
     at = run_page(simple_rnn_page, {"seed": "3"})
     assert_renders(at, simple_rnn_page)
-    at.number_input(key="cfg_seed").set_value(7).run()
+    at.number_input(key="rnn_seed").set_value(7).run()
     assert_renders(at, simple_rnn_page)
     assert at.query_params["seed"] == "7"
-    assert at.number_input(key="cfg_seed").value == 7
+    assert at.number_input(key="rnn_seed").value == 7
     # a sequence shorter than the lag: the lag slider and the URL follow
-    at.slider(key="cfg_seq_len").set_value(20).run()
+    at.slider(key="rnn_seq_len").set_value(20).run()
     assert_renders(at, simple_rnn_page)
     assert at.query_params["seq_len"] == "20" and at.query_params["seed"] == "7"
-    assert int(at.query_params["lag"]) <= 20 and at.slider(key="cfg_lag").value <= 20
+    assert int(at.query_params["lag"]) <= 20 and at.slider(key="rnn_lag").value <= 20
 
 
-def test_batch_widget_is_bounded_by_the_size_it_runs_at():
+def test_batch_widget_is_bounded_by_the_size_it_runs_at(simple_rnn_page):
     """Batch norm runs every sequence of its batch: at T=2000, n=512 the batch widget stops at 16
-    (explorer.config.max_batch) and a larger value already in the session is brought down to it."""
-    def script():
-        import streamlit as st
-
-        import ui
-        st.session_state.setdefault("cfg_seq_len", 2000)
-        st.session_state.setdefault("cfg_hidden", 512)
-        st.session_state.setdefault("cfg_batch", 200)
-        ui._widget("batch", "cfg_batch")
-
-    at = AppTest.from_function(script, default_timeout=TIMEOUT_S)
-    at.run()
+    (explorer.config.max_batch), and a larger value from the URL is brought down to it with a warning."""
+    at = run_page(simple_rnn_page, {"norm": "batch", "seq_len": "2000", "hidden": "512", "batch": "200",
+                                    "input": "zeros"})
     assert not at.exception, [e.value for e in at.exception]
-    widget = at.number_input(key="cfg_batch")
+    widget = at.number_input(key="rnn_batch")
     assert widget.value == 16 and widget.max == 16 and widget.min == 2
+    assert any(w.startswith("batch must be in [2, 16]") for w in warning_texts(at)), warning_texts(at)

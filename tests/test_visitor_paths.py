@@ -1,0 +1,143 @@
+"""A visitor's path through the app in a real browser, not one page at a time: the sidebar between
+pages, back and forward, a link opened in a fresh browser, downloads one after another.
+
+Each step checks the URL, the sidebar's widgets and that no exception is shown.
+"""
+from __future__ import annotations
+
+import contextlib
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests.test_browser import EXCEPTION, LOAD_TIMEOUT_MS, NAV_LINK, assert_healthy, query, wait_for_app
+
+pytestmark = pytest.mark.browser
+
+SIDEBAR = "[data-testid='stSidebar']"
+# shown on Simple RNN, LSTM and GRU, and (all but input_size) the Training Lab: they carry over
+SHARED = {"seq_len": "77", "gain": "1.3", "seed": "5", "input_size": "3"}
+START = {**SHARED, "residual": "true", "init": "gaussian"}  # residual: a Simple RNN setting alone
+
+
+def widget(page, label: str):
+    return page.locator(f"{SIDEBAR} input[aria-label='{label}']")
+
+
+def sidebar_to(page, label: str) -> None:
+    page.locator(NAV_LINK, has_text=label).first.click()
+    page.wait_for_function(f"() => document.title.startsWith({label!r})", timeout=LOAD_TIMEOUT_MS)
+    wait_for_app(page, charts=label != "Training Lab")
+
+
+def check_page(page, title: str, expected: dict[str, str], widgets: dict[str, str]) -> dict[str, str]:
+    """The page is ``title``, healthy, its URL holds ``expected`` and its widgets read ``widgets``."""
+    where = f"{title} ({page.url})"
+    assert page.title().startswith(title), where
+    assert_healthy(page, where)
+    params = query(page)
+    for name, value in expected.items():
+        assert params.get(name) == value, (name, params.get(name), where)
+    for label, value in widgets.items():
+        assert widget(page, label).input_value() == value, (label, widget(page, label).input_value(), where)
+    return params
+
+
+def test_sidebar_path_carries_shared_settings_and_keeps_each_pages_own(page, streamlit_server):
+    start = f"{streamlit_server}/Simple_RNN?" + "&".join(f"{k}={v}" for k, v in START.items())
+    page.goto(start, timeout=LOAD_TIMEOUT_MS)
+    wait_for_app(page, charts=True)
+    rnn_widgets = {"sequence length T": "77", "seed": "5", "input size d": "3", "W_hh initialisation": "gaussian"}
+    first = check_page(page, "Simple RNN", {**START, "cell": "rnn"}, rnn_widgets)
+    assert page.locator(f"{SIDEBAR} [data-testid='stCheckbox'] input").first.is_checked()  # residual
+
+    sidebar_to(page, "LSTM and GRU")
+    check_page(page, "LSTM and GRU", {**SHARED, "cell": "lstm", "init": "gaussian"},
+               {"sequence length T": "77", "seed": "5", "input size d": "3"})
+    # a setting of this page alone: the LSTM's stage, chosen in its selector
+    widget(page, "LSTM stage (gates)").click()
+    page.get_by_role("option", name="1 · input gate only").click()
+    page.wait_for_function("() => new URLSearchParams(location.search).get('gates') === 'input'",
+                           timeout=LOAD_TIMEOUT_MS)
+    wait_for_app(page, charts=True)
+    lstm = check_page(page, "LSTM and GRU", {**SHARED, "gates": "input"}, {})
+    assert lstm["gates"] == "input"
+
+    sidebar_to(page, "Simple RNN")
+    again = check_page(page, "Simple RNN", {**START, "cell": "rnn"}, rnn_widgets)
+    assert again == first, "the Simple RNN page lost a setting on the way"
+
+    sidebar_to(page, "Training Lab")
+    lab_params = check_page(page, "Training Lab", {k: v for k, v in SHARED.items() if k != "input_size"},
+                            {"sequence length T": "77", "seed": "5"})
+
+    sidebar_to(page, "Simple RNN")
+    assert check_page(page, "Simple RNN", START, rnn_widgets) == first
+    rnn_url = page.url
+
+    # back and forward replay the pages' own links
+    for title, expected, widgets in (("Training Lab", lab_params, {"seed": "5"}),
+                                     ("Simple RNN", first, rnn_widgets),
+                                     ("LSTM and GRU", lstm, {"sequence length T": "77"})):
+        travel(page, page.go_back, title)
+        check_page(page, title, expected, widgets)
+    for title, expected in (("Simple RNN", first), ("Training Lab", lab_params), ("Simple RNN", first)):
+        travel(page, page.go_forward, title)
+        check_page(page, title, expected, {})
+    assert page.url == rnn_url
+
+
+def travel(page, move, title: str) -> None:
+    """Back or forward until ``title`` shows. Streamlit's sidebar link pushes the page's bare path
+    before the script writes its query, so each visit leaves two entries: the bare one shows the
+    same page, whole and at the same config (checked here), and one more step goes on."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(2):
+        move()
+        with contextlib.suppress(PlaywrightTimeout):  # the bare entry keeps the title: a short wait, then on
+            page.wait_for_function("t => document.title.startsWith(t)", arg=title, timeout=4000)
+        wait_for_app(page, charts=False)
+        assert_healthy(page, page.url)
+        if page.title().startswith(title):
+            wait_for_app(page, charts=title != "Training Lab")
+            return
+        assert query(page), f"a history entry without a config: {page.url}"
+    raise AssertionError(f"two steps did not reach {title}: at {page.title()} ({page.url})")
+
+
+def test_a_link_opened_in_a_fresh_browser_reproduces_the_page(chromium, streamlit_server):
+    """The URL a visitor copies after moving around gives another browser the same config and charts."""
+    contexts = [chromium.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(2)]
+    try:
+        one, two = (context.new_page() for context in contexts)
+        for pg in (one, two):
+            pg.js_errors = []
+            pg.on("pageerror", lambda err, pg=pg: pg.js_errors.append(str(err)))
+        one.goto(f"{streamlit_server}/LSTM_and_GRU?seq_len=33&hidden=12&cell=gru&seed=9", timeout=LOAD_TIMEOUT_MS)
+        wait_for_app(one, charts=True)
+        sidebar_to(one, "Simple RNN")
+        link = one.url
+        two.goto(link, timeout=LOAD_TIMEOUT_MS)
+        wait_for_app(two, charts=True)
+        for pg in (one, two):
+            assert_healthy(pg, pg.url)
+        assert query(two) == query(one) and query(one)["seq_len"] == "33" and query(one)["seed"] == "9"
+        data = ("() => [...document.querySelectorAll('.js-plotly-plot')].map(p => JSON.stringify(p.data))")
+        assert one.evaluate(data) == two.evaluate(data)
+    finally:
+        for context in contexts:
+            context.close()
+
+
+def test_no_widget_is_built_with_an_empty_range(page, streamlit_server):
+    """T = 1 leaves one lag: the lag is shown, disabled, and moving between pages does not crash."""
+    page.goto(f"{streamlit_server}/Simple_RNN?seq_len=1&lag=1", timeout=LOAD_TIMEOUT_MS)
+    wait_for_app(page, charts=True)
+    assert_healthy(page, page.url)
+    assert widget(page, "lag k").is_disabled() and widget(page, "lag k").input_value() == "1"
+    sidebar_to(page, "LSTM and GRU")
+    sidebar_to(page, "Simple RNN")
+    assert_healthy(page, page.url)
+    assert page.locator(EXCEPTION).count() == 0
+    assert parse_qs(urlsplit(page.url).query)["seq_len"] == ["1"]
