@@ -18,9 +18,9 @@ import explorer  # noqa: F401  (torch thread pool and flush-denormal before any 
 from explorer import plots
 from explorer.analysis import Analysis, analyze, auto_stride
 from explorer.analysis import lag_curve as _uncached_lag_curve
-from explorer.config import (ALL_SPECS, SPECS, ExperimentConfig, TrainConfig, check, field_type, fit, flat,
+from explorer.config import (ALL_SPECS, ExperimentConfig, TrainConfig, check, field_type, fit, flat,
                              from_query, label, to_query)
-from explorer.export import json_bytes
+from explorer.export import csv_bytes, file_name, file_stem, json_bytes, npz_bytes
 
 PLOT_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
@@ -177,24 +177,44 @@ def analysis(config: ExperimentConfig) -> Analysis:
     return result
 
 
-def chart(fig, explanation: str, downloads: Sequence[tuple[str, bytes | Callable[[], bytes], str]], key: str,
-          latex: str | None = None) -> None:
-    """A chart, a sentence or two on what to look for, and its data as downloads: (label, the bytes
-    or a callable that makes them when the button is clicked, file name). Large NPZ files are made
-    on click: compressing them on every rerun took seconds at T = 2000, n = 512."""
-    st.plotly_chart(fig, width="stretch", config=PLOT_CONFIG, key=key)
-    st.markdown(explanation)
-    if latex:
-        st.latex(latex)
-    row = st.container(horizontal=True, wrap=True)
-    for label, data, name in downloads:
-        mime = "text/csv" if name.endswith(".csv") else "application/octet-stream"
-        row.download_button(f"⬇ {label}", data, file_name=name, mime=mime, key=f"dl_{key}_{name}")
+Download = tuple[str, "bytes | Callable[[], bytes]", str]  # (button label, the bytes or their maker, file name)
 
 
-def config_download(config, key: str) -> None:
-    st.sidebar.download_button("⬇ config (JSON)", json_bytes(config.to_dict()), file_name="config.json",
-                               mime="application/json", key=f"dl_cfg_{key}")
+class Report:
+    """One page's charts and their data: files named by page, quantity and key settings
+    (``lstm_T100_n64_seed0_maps.npz``), each carrying the config; a chart's PNG named the same way.
+
+    Download buttons never rerun the script (``on_click="ignore"``): a rerun gives every deferred
+    file a new id, and a click that still holds the old one fails ("Deferred file ... not found").
+    """
+
+    def __init__(self, config: ExperimentConfig | TrainConfig):
+        self.config = config
+
+    def csv(self, label: str, quantity: str, columns: dict[str, Any]) -> Download:
+        return label, csv_bytes(columns, config=self.config), file_name(self.config, quantity, "csv")
+
+    def npz(self, label: str, quantity: str, arrays: Callable[[], dict[str, Any]]) -> Download:
+        """Made when the button is clicked: compressing large maps on every rerun took seconds."""
+        return label, lambda: npz_bytes(config=self.config, **arrays()), file_name(self.config, quantity, "npz")
+
+    def chart(self, fig, explanation: str, downloads: Sequence[Download], key: str, latex: str | None = None) -> None:
+        """A chart, a sentence or two on what to look for, its equation, and its data as downloads."""
+        image = {**PLOT_CONFIG["toImageButtonOptions"], "filename": file_stem(self.config) + "_" + key}
+        st.plotly_chart(fig, width="stretch", config={**PLOT_CONFIG, "toImageButtonOptions": image}, key=key)
+        st.markdown(explanation)
+        if latex:
+            st.latex(latex)
+        row = st.container(horizontal=True, wrap=True)
+        for text, data, name in downloads:
+            mime = "text/csv" if name.endswith(".csv") else "application/octet-stream"
+            row.download_button(f"⬇ {text}", data, file_name=name, mime=mime, key=f"dl_{key}_{name}",
+                                on_click="ignore")
+
+    def config_download(self) -> None:
+        st.sidebar.download_button("⬇ config (JSON)", json_bytes(self.config.to_dict()),
+                                   file_name=file_name(self.config, "config", "json"), mime="application/json",
+                                   key="dl_config", on_click="ignore")
 
 
 LAB_FLOP_BUDGET = 1.6e12  # about 1.5x the default run (adding, T=50, LSTM n=64, 3000 steps): a minute or two

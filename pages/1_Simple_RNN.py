@@ -1,18 +1,17 @@
 """The simple RNN: all-pairs Jacobian norms, the bound, per-step contributions, spectra."""
-from functools import partial
-
 import numpy as np
 import streamlit as st
 
 import ui
 from explorer import plots
-from explorer.export import csv_bytes, pairs_npz
+from explorer.export import pairs_arrays
 
 ui.page_setup("Simple RNN", "📉")
 st.title("Simple RNN: the vanishing-gradient product")
 config = ui.config_sidebar("rnn", ["activation", "hidden", "input_size", "seq_len", "init", "gain", "input", "seed",
                                   "dtype", "lag", "residual", "norm", "batch"], fixed={"cell": "rnn"})
-ui.config_download(config, "rnn")
+report = ui.Report(config)
+report.config_download()
 result = ui.analysis(config)
 if config.norm == "batch":
     st.info(f"Recurrent batch norm (Cooijmans et al. 2016): a_t is normalised per unit with statistics over a batch of "
@@ -36,11 +35,11 @@ for tab, key, name in ((tab_spec, "log10_spectral", "‖·‖₂"), (tab_fro, "l
     with tab:
         fig = plots.jacobian_heatmap(result.pairs.grid, getattr(result.pairs, key)["state"],
                                      title=f"log10 {name} of ∂h_s/∂h_t", quantity=f"log10 {name}")
-        ui.chart(fig, "Each cell is one partial product of the lecture's sum. **Blue** means the gradient "
+        report.chart(fig, "Each cell is one partial product of the lecture's sum. **Blue** means the gradient "
                  "from step s has shrunk by that many decades by the time it reaches step t (vanishing), "
                  "**red** that it has grown (exploding). Along a diagonal the lag s − t is fixed; a uniform "
                  "colour gradient away from the diagonal is the geometric decay of the bound.",
-                 [("map (NPZ)", partial(pairs_npz, result), "jacobian_maps.npz")], key=f"map_{key}")
+                 [report.npz("maps (NPZ)", "maps", lambda: pairs_arrays(result))], key=f"map_{key}")
 st.caption(f"Spectral norms: {result.pairs.certified} certified to relative error {result.pairs.rtol:g} by a "
            f"residual bound or a Cholesky factorisation, {result.pairs.exact} by an exact eigen-solve. Frobenius norms are exact.")
 
@@ -50,19 +49,19 @@ if result.bound_log10_rate is not None:
     bound = (lags, lags * result.bound_log10_rate)
 fig = plots.lag_figure({"‖·‖₂ measured": (lags, spec), "‖·‖_F measured": (lags, fro)}, bound=bound,
                        title="log10 ‖∂h_T/∂h_(T−k)‖ against the lag k")
-ui.chart(fig, "The measured spectral norm never rises above the dashed bound (the Frobenius norm, up to √n "
+report.chart(fig, "The measured spectral norm never rises above the dashed bound (the Frobenius norm, up to √n "
          "larger, may); the slope of the bound is log10(γ σ_max(W_hh)) per step, with γ = sup|g′|. "
          "A slope below 0 guarantees vanishing.",
-         [("curve (CSV)", csv_bytes({"lag": lags, "log10_spectral": spec, "log10_frobenius": fro,
-                                     "log10_bound": bound[1] if bound else np.full(len(lags), np.nan)}), "lag_curve.csv")],
+         [report.csv("curve (CSV)", "lag_curve", {"lag": lags, "log10_spectral": spec, "log10_frobenius": fro,
+                                     "log10_bound": bound[1] if bound else np.full(len(lags), np.nan)})],
          key="lag", latex=r"\Big\|\frac{\partial h_T}{\partial h_{T-k}}\Big\|_2 \le \big(\gamma\,\sigma_{\max}(W_{hh})\big)^{k}")
 
 st.subheader("Which steps contribute to ∂L/∂W_ih?")
 fig = plots.contributions_figure(result.contributions, title="Per-step terms C_t of the sum (L = 1ᵀh_T/√n)")
-ui.chart(fig, "Each bar is one term of the lecture's sum. When the product vanishes only the last few "
+report.chart(fig, "Each bar is one term of the lecture's sum. When the product vanishes only the last few "
          "steps carry weight: the red line shows how much of the total comes from steps t and later.",
-         [("terms (CSV)", csv_bytes({"t": np.arange(1, config.seq_len + 1), "log10_norm_C_t": result.contributions,
-                                     "log10_norm_dL_dh_t": result.grad_norms[1:]}), "contributions.csv")],
+         [report.csv("terms (CSV)", "contributions", {"t": np.arange(1, config.seq_len + 1), "log10_norm_C_t": result.contributions,
+                                     "log10_norm_dL_dh_t": result.grad_norms[1:]})],
          key="contrib", latex=r"\frac{\partial L}{\partial W_{ih}} = \sum_{t=1}^{T} C_t,\qquad "
                               r"C_t = \Big(\frac{\partial L}{\partial h_T}\prod_{k=t+1}^{T}\frac{\partial h_k}{\partial h_{k-1}}"
                               r"\,\mathrm{diag}\,g'(a_t)\Big)^{\!\top} x_t^{\top}")
@@ -71,16 +70,16 @@ left, right = st.columns(2)
 with left:
     st.subheader("Eigenvalues of W_hh")
     fig = plots.eigenvalue_figure(result.eigenvalues, title="Eigenvalues of W_hh and the unit circle")
-    ui.chart(fig, "Eigenvalues outside the unit circle grow under repeated multiplication, inside it they "
+    report.chart(fig, "Eigenvalues outside the unit circle grow under repeated multiplication, inside it they "
              "shrink. Orthogonal initialisation puts them all on the circle.",
-             [("eigenvalues (CSV)", csv_bytes({"real": result.eigenvalues.real, "imag": result.eigenvalues.imag}),
-               "eigenvalues.csv")], key="eig")
+             [report.csv("eigenvalues (CSV)", "eigenvalues", {"real": result.eigenvalues.real,
+                                                             "imag": result.eigenvalues.imag})], key="eig")
 with right:
     st.subheader(f"Singular values of ∂h_T/∂h_(T−{result.lag})")
     fig = plots.singular_values_figure({f"lag {result.lag}": result.singular_values},
                                        title=f"log10 σ_i of the product over {result.lag} steps")
-    ui.chart(fig, "The largest singular value is the spectral norm; the spread shows how many directions "
+    report.chart(fig, "The largest singular value is the spectral norm; the spread shows how many directions "
              "survive. Only directions with σ_i near 1 carry information across the lag.",
-             [("singular values (CSV)", csv_bytes({"i": np.arange(1, len(result.singular_values) + 1),
-                                                   "log10_sigma": result.singular_values}), "singular_values.csv")],
+             [report.csv("singular values (CSV)", "singular_values",
+                         {"i": np.arange(1, len(result.singular_values) + 1), "log10_sigma": result.singular_values})],
              key="sv")

@@ -1,12 +1,10 @@
 """LSTM built gate by gate, and the GRU: gates, cell state, the carousel, and the simple RNN overlaid."""
-from functools import partial
-
 import numpy as np
 import streamlit as st
 
 import ui
 from explorer import ExperimentConfig, plots
-from explorer.export import csv_bytes, npz_bytes, pairs_npz
+from explorer.export import pairs_arrays
 
 STAGES = {
     "input": (r"c_t = c_{t-1} + i_t \odot g_t,\qquad h_t = \tanh(c_t)",
@@ -26,7 +24,8 @@ ui.page_setup("LSTM and GRU", "🧮")
 st.title("LSTM gate by gate, and the GRU")
 config = ui.config_sidebar("gated", ["cell", "gates", "forget_bias", "hidden", "input_size", "seq_len", "init", "gain",
                                     "input", "seed", "dtype"], choices={"cell": ("lstm", "gru")})
-ui.config_download(config, "gated")
+report = ui.Report(config)
+report.config_download()
 if config.cell == "lstm":
     latex, words = STAGES[config.gates]
     st.latex(r"i_t = \sigma(W^i_x x_t + W^i_h h_{t-1} + b^i),\; g_t = \tanh(W^g_x x_t + W^g_h h_{t-1} + b^g),\;"
@@ -44,13 +43,13 @@ rnn_lags, rnn_spec, _ = ui.lag_curve(config.replace(cell="rnn", activation="tanh
 
 st.subheader("Gate activations")
 fig = plots.gate_heatmaps(result.gates, title="Gates over time and units (sigmoid gates on [0, 1], tanh on [−1, 1])")
-ui.chart(fig, "Dark (near 0) closes a gate, bright (near 1) opens it. Absent gates are exactly 1.",
-         [("gates (NPZ)", partial(npz_bytes, **result.gates), "gates.npz")], key="gates")
+report.chart(fig, "Dark (near 0) closes a gate, bright (near 1) opens it. Absent gates are exactly 1.",
+         [report.npz("gates (NPZ)", "gates", lambda: result.gates)], key="gates")
 sat = result.extras["saturation"]
 fig = plots.saturation_figure(sat, title="Share of saturated units (gate < 0.05 or > 0.95)")
-ui.chart(fig, "A saturated gate has σ′ ≈ 0: gradients through its pre-activation vanish, but a forget gate "
+report.chart(fig, "A saturated gate has σ′ ≈ 0: gradients through its pre-activation vanish, but a forget gate "
          "saturated at 1 keeps the carousel open.",
-         [("saturation (CSV)", csv_bytes({"t": np.arange(1, config.seq_len + 1), **sat}), "saturation.csv")], key="sat")
+         [report.csv("saturation (CSV)", "saturation", {"t": np.arange(1, config.seq_len + 1), **sat})], key="sat")
 
 st.subheader("State trajectories")
 n = config.hidden
@@ -61,12 +60,12 @@ states = {"c": result.c, "h": result.h} if result.c is not None else {"h": resul
 for name, values in states.items():
     left, right = st.columns(2)
     with left:
-        ui.chart(plots.trajectories_figure(values, units, title=f"{name}_t for selected units", y=name),
+        report.chart(plots.trajectories_figure(values, units, title=f"{name}_t for selected units", y=name),
                  "Long-range memory shows as a unit holding its value across many steps.",
-                 [(f"{name}, all units (NPZ)", partial(npz_bytes, **{name: values}), f"{name}.npz")],
+                 [report.npz(f"{name}, all units (NPZ)", name, lambda name=name, values=values: {name: values})],
                  key=f"traj_{name}")
     with right:
-        ui.chart(plots.state_heatmap(values, title=f"{name} over time and units", name=name),
+        report.chart(plots.state_heatmap(values, title=f"{name} over time and units", name=name),
                  "All units at once: red positive, blue negative.", [], key=f"heat_{name}")
 
 st.subheader("Gradient flow through the state")
@@ -77,9 +76,9 @@ for tab, (label, view) in zip(st.tabs(list(views)), views.items()):
     with tab:
         fig = plots.jacobian_heatmap(result.pairs.grid, result.pairs.log10_spectral[view],
                                      title=f"log10 ‖∂z_s/∂z_t‖₂, {label}")
-        ui.chart(fig, "Compare with the simple RNN page. At torch's default forget bias (f ≈ 0.5) the LSTM "
+        report.chart(fig, "Compare with the simple RNN page. At torch's default forget bias (f ≈ 0.5) the LSTM "
                  "forgets quickly too; stage 1 (no forget gate), a forget bias of 1–2 or chrono keep the cell "
-                 "path near 0 (white) over long lags.", [("maps (NPZ)", partial(pairs_npz, result), "jacobian_maps.npz")], key=f"map_{view}")
+                 "path near 0 (white) over long lags.", [report.npz("maps (NPZ)", "maps", lambda: pairs_arrays(result))], key=f"map_{view}")
 lags, spec, _ = result.lag_curve()
 curves = {f"{config.cell.upper()} full state": (lags, spec), "simple tanh RNN, same n, input, T": (rnn_lags, rnn_spec)}
 if result.c is not None:
@@ -87,10 +86,10 @@ if result.c is not None:
     direct = result.extras["direct_cell_path"]
     curves["LSTM direct path ∏ diag(f_k)"] = (direct["lags"], direct["log10_spectral"])
 fig = plots.lag_figure(curves, title="log10 ‖∂z_T/∂z_(T−k)‖₂ against the lag k", y="log10 ‖∂z_T/∂z_(T−k)‖₂")
-ui.chart(fig, "The simple RNN of the same size decays geometrically; the LSTM's direct cell path is exactly 0 "
+report.chart(fig, "The simple RNN of the same size decays geometrically; the LSTM's direct cell path is exactly 0 "
          "(norm 1) without a forget gate, and decays only as fast as ∏ f_k with one.",
-         [("curves (CSV)", csv_bytes({"lag": lags, "gated": spec, "rnn": np.interp(lags, rnn_lags, rnn_spec)}
+         [report.csv("curves (CSV)", "lag_curves", {"lag": lags, "gated": spec, "rnn": np.interp(lags, rnn_lags, rnn_spec)}
                                      | ({"cell_total": curves["LSTM c → c (total derivative)"][1],
                                          "cell_direct": np.interp(lags, direct["lags"], direct["log10_spectral"])}
-                                        if result.c is not None else {})), "lag_curves.csv")],
+                                        if result.c is not None else {}))],
          key="lag", latex=r"\frac{\partial c_t}{\partial c_{t-1}}\Big|_{\text{direct}} = \mathrm{diag}(f_t)")

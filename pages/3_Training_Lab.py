@@ -1,12 +1,10 @@
 """Training lab: watch a plain RNN stay stuck while an LSTM or an orthogonal RNN learns, and what
 orthogonal regularisation and Riemannian optimisation do to W_hh."""
-from functools import partial
-
 import streamlit as st
 
 import ui
 from explorer import plots
-from explorer.export import csv_bytes, json_bytes, npz_bytes
+from explorer.export import file_name, json_bytes
 from explorer.train import train_to_json
 
 ui.page_setup("Training Lab", "🏋️")
@@ -37,6 +35,7 @@ if result is None:
             "only if nobody has run it yet.")
     st.stop()
 
+report = ui.Report(config)
 runs = {ui.run_label(config): result}
 done = st.session_state.get("lab_done", {})
 others = [label for label in done if label != ui.run_label(config)]
@@ -44,32 +43,32 @@ for label in st.multiselect("Overlay other finished runs (e.g. tanh RNN vs LSTM,
     runs[label] = ui.training(done[label], start=True)
 steps = ui.history(result, "step")[0]
 
-ui.chart(ui.loss_chart(runs),
+report.chart(ui.loss_chart(runs),
          "A net that cannot carry gradient across T steps stays on the dashed baseline: it learns only the mean. "
          "Escaping it below the baseline means the long-range dependency was learnt.",
-         [("history (CSV)", csv_bytes({k: [h[k] for h in result.history] for k in result.history[0]}), "history.csv"),
-          ("run (JSON)", json_bytes(train_to_json(result)), "run.json")], key="loss")
-ui.chart(plots.grad_flow_heatmap(steps, result.grad_flow, title="Gradient flow log10 ‖∂L/∂h_t‖ during training"),
+         [report.csv("history (CSV)", "history", {k: [h[k] for h in result.history] for k in result.history[0]}),
+          ("run (JSON)", json_bytes(train_to_json(result)), file_name(config, "run", "json"))], key="loss")
+report.chart(plots.grad_flow_heatmap(steps, result.grad_flow, title="Gradient flow log10 ‖∂L/∂h_t‖ during training"),
          "Each row is one moment of training; each column a time step. Dark on the left means the loss cannot "
          "reach early inputs: the picture of vanishing gradients while learning.",
-         [("gradient flow (NPZ)", partial(npz_bytes, step=steps, log10_grad=result.grad_flow), "grad_flow.npz")], key="flow",
+         [report.npz("gradient flow (NPZ)", "grad_flow", lambda: {"step": steps, "log10_grad": result.grad_flow})], key="flow",
          latex=r"\frac{\partial L}{\partial h_t} = \frac{\partial L}{\partial h_T}\prod_{k=t+1}^{T}\frac{\partial h_k}{\partial h_{k-1}}")
 left, right = st.columns(2)
 with left:
-    ui.chart(plots.singular_values_over_training(steps, result.singular_values, title="Singular values of W_hh"),
+    report.chart(plots.singular_values_over_training(steps, result.singular_values, title="Singular values of W_hh"),
              "Orthogonal W_hh has every σ_i = 1 (dashed). The regulariser pulls them towards 1; the Riemannian "
              "parametrisation keeps them there exactly.",
-             [("singular values (CSV)", csv_bytes({"step": steps, **{f"sigma_{i + 1}": result.singular_values[:, i]
-                                                                     for i in range(result.singular_values.shape[1])}}),
-               "singular_values.csv")], key="sv")
+             [report.csv("singular values (CSV)", "singular_values",
+                        {"step": steps, **{f"sigma_{i + 1}": result.singular_values[:, i]
+                                           for i in range(result.singular_values.shape[1])}})], key="sv")
 with right:
     ortho = {name: ui.history(r, "ortho_error") for name, r in runs.items()}
-    ui.chart(plots.series_figure(ortho, title="Orthogonality error ‖W_hhᵀW_hh − I‖_F", y="error", log_y=True),
+    report.chart(plots.series_figure(ortho, title="Orthogonality error ‖W_hhᵀW_hh − I‖_F", y="error", log_y=True),
              "Below 1e-4 throughout for a Riemannian run; shrinking with λ > 0.",
-             [("orthogonality (CSV)", csv_bytes({"step": steps, "ortho_error": ortho[ui.run_label(config)][1]}),
-               "ortho_error.csv")], key="ortho")
+             [report.csv("orthogonality (CSV)", "ortho_error",
+                        {"step": steps, "ortho_error": ortho[ui.run_label(config)][1]})], key="ortho")
 grad = {name: ui.history(r, "grad_norm") for name, r in runs.items()}
-ui.chart(plots.series_figure(grad, title="Gradient norm before clipping", y="‖∇J‖₂", log_y=True),
+report.chart(plots.series_figure(grad, title="Gradient norm before clipping", y="‖∇J‖₂", log_y=True),
          f"Clipped steps in this run: {sum(h['clipped'] for h in result.history)} (clip = {config.clip:g}).",
          [], key="grad")
 if result.events:

@@ -6,6 +6,7 @@ land in test-artifacts/ (git-ignored).
 """
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -154,7 +155,8 @@ def test_downloads_give_the_charts_data(page, streamlit_server, tmp_path):
         wait_for_app(page, charts=True)
     assert_healthy(page, page.url)
     gates = np.load(files["gates (NPZ)"])
-    assert sorted(gates.files) == ["f", "g", "i", "o"] and gates["i"].shape == (30, 8)
+    assert sorted(gates.files) == ["config", "f", "g", "i", "o"] and gates["i"].shape == (30, 8)
     assert (gates["f"] == 1.0).all() and ((gates["i"] > 0) & (gates["i"] < 1)).all()  # stage 2: no forget gate
-    header, *rows = files["curves (CSV)"].read_text().splitlines()
+    config, header, *rows = files["curves (CSV)"].read_text().splitlines()
+    assert config.startswith("# config: ") and json.loads(config[len("# config: "):])["gates"] == "input,output"
     assert header.split(",")[:3] == ["lag", "gated", "rnn"] and len(rows) == 31

@@ -141,3 +141,64 @@ def test_no_widget_is_built_with_an_empty_range(page, streamlit_server):
     assert_healthy(page, page.url)
     assert page.locator(EXCEPTION).count() == 0
     assert parse_qs(urlsplit(page.url).query)["seq_len"] == ["1"]
+
+
+RUNS_OBSERVER = """() => {
+    window.__scriptRuns = 0;
+    const app = document.querySelector("[data-testid='stApp']");
+    new MutationObserver(() => {
+        if (app.getAttribute('data-test-script-state') === 'running') window.__scriptRuns += 1;
+    }).observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+}"""
+
+
+def test_downloads_one_after_another_all_arrive_named_and_carrying_the_config(page, streamlit_server, tmp_path):
+    """Made-on-click NPZ files and CSVs, one after another and after a widget change: every file
+    arrives and parses, is named by page, quantity and settings, and carries its config. A download
+    click never reruns the script (a rerun gives each made-on-click file a new id, and a click still
+    holding the old one got "Deferred file ... not found")."""
+    import json
+
+    import numpy as np
+
+    page.goto(f"{streamlit_server}/LSTM_and_GRU?seq_len=30&hidden=8&seed=4", timeout=LOAD_TIMEOUT_MS)
+    wait_for_app(page, charts=True)
+    page.evaluate(RUNS_OBSERVER)
+
+    def download(label: str, expected_name: str):
+        with page.expect_download(timeout=LOAD_TIMEOUT_MS) as info:
+            page.get_by_role("button", name=f"⬇ {label}").first.click()
+        assert info.value.suggested_filename == expected_name, info.value.suggested_filename
+        path = tmp_path / f"{len(list(tmp_path.iterdir()))}_{expected_name}"
+        info.value.save_as(path)
+        page.wait_for_timeout(300)  # as a visitor would: Chromium itself drops a second download in the same instant
+        return path
+
+    def config_of_csv(path) -> dict:
+        first = path.read_text().splitlines()[0]
+        assert first.startswith("# config: "), first
+        return json.loads(first[len("# config: "):])
+
+    stem = "lstm_T30_n8_seed4"
+    for _ in range(2):  # the same buttons twice
+        gates = np.load(download("gates (NPZ)", f"{stem}_gates.npz"))
+        assert gates["i"].shape == (30, 8) and json.loads(str(gates["config"]))["seed"] == 4
+        assert config_of_csv(download("curves (CSV)", f"{stem}_lag_curves.csv"))["seed"] == 4
+        maps = np.load(download("maps (NPZ)", f"{stem}_maps.npz"))
+        assert maps["log10_spectral_state"].shape == (31, 31) and json.loads(str(maps["config"]))["hidden"] == 8
+        c = np.load(download("c, all units (NPZ)", f"{stem}_c.npz"))
+        assert c["c"].shape == (31, 8)
+    assert page.evaluate("window.__scriptRuns") == 0, "a download click reran the script"
+
+    seed = widget(page, "seed")
+    seed.fill("6")
+    seed.press("Enter")
+    page.wait_for_function("() => new URLSearchParams(location.search).get('seed') === '6'", timeout=LOAD_TIMEOUT_MS)
+    wait_for_app(page, charts=True)
+    stem = "lstm_T30_n8_seed6"
+    h = np.load(download("h, all units (NPZ)", f"{stem}_h.npz"))
+    assert h["h"].shape == (31, 8) and json.loads(str(h["config"]))["seed"] == 6
+    assert config_of_csv(download("saturation (CSV)", f"{stem}_saturation.csv"))["seed"] == 6
+    settings = json.loads(download("config (JSON)", f"{stem}_config.json").read_text())
+    assert settings["seed"] == 6 and settings["cell"] == "lstm"
+    assert_healthy(page, page.url)
