@@ -51,7 +51,14 @@ class Analysis:
     eigenvalues: np.ndarray  # (gate_blocks*n,) complex eigenvalues of each n x n block of W_hh
     bound_log10_rate: float | None  # log10(gamma sigma_max(W_hh)) (+1 inside for residual), per step
     extras: dict[str, Any] = field(default_factory=dict)
+    overflow_step: int | None = None  # the first step whose state is not finite (NaN from there on in h, c, gates)
+    warnings: list[str] = field(default_factory=list)  # what went wrong in the arithmetic, for the reader
     seconds: float = 0.0
+
+    @property
+    def undefined_from(self) -> int | None:
+        """The first step whose Jacobian the overflow left undefined (None: every map stands)."""
+        return self.pairs.undefined_from
 
     @property
     def stride(self) -> int:
@@ -103,33 +110,43 @@ def _views(cell: RecurrentCell) -> tuple[View, ...]:
 
 def pair_norms(cell: RecurrentCell, trace: Trace, config: ExperimentConfig, stride: int = 1,
                progress: Callable[[float], None] | None = None) -> PairNorms:
-    """The all-pairs maps of every view of ``cell`` (sequence 0 of ``trace``), as :func:`analyze` computes them."""
-    return all_pairs(_first_sequence_jacobians(cell, trace), config.seq_len, cell.state_size,
-                     views=_views(cell), stride=stride, rtol=_rtol(config), dtype=trace.z.dtype,
-                     device=trace.z.device, progress=progress,
-                     diagonal_from=cell.hidden if isinstance(cell, LSTM) else None)
+    """The all-pairs maps of every view of ``cell`` (sequence 0 of ``trace``), as :func:`analyze` computes
+    them: pairs that a non-finite state leaves undefined are NaN (``PairNorms.undefined_from``)."""
+    undefined = undefined_from(cell, trace)
+    pairs = all_pairs(_first_sequence_jacobians(cell, trace, undefined), config.seq_len, cell.state_size,
+                      views=_views(cell), stride=stride, rtol=_rtol(config), dtype=trace.z.dtype,
+                      device=trace.z.device, progress=progress,
+                      diagonal_from=cell.hidden if isinstance(cell, LSTM) else None)
+    if undefined is not None:
+        pairs.undefined_from = undefined
+        later = (pairs.grid[None, :] >= undefined) & (pairs.grid[:, None] < pairs.grid[None, :])  # t < s >= k
+        for maps in (pairs.log10_spectral, pairs.log10_frobenius):
+            for values in maps.values():
+                values[later] = np.nan
+    return pairs
 
 
 def contributions(cell: RecurrentCell, trace: Trace, jac: Callable) -> tuple[np.ndarray, np.ndarray]:
-    r"""log10 \|C_t\|_F of the per-step terms of dL/dW_ih for L = u^T h_T, u = 1/\sqrt{n}.
+    r"""log10 \|C_t\|_F of the per-step terms of dL/dW_ih for L = u^T h_T, u = 1/\sqrt{n}, sequence 0.
 
     C_t = (dL/dd_t)^T x_t, where d_t = W_ih x_t + b_ih is step t's input drive and
-    dL/dd_t = \delta_t dz_t/dd_t with \delta_t = dL/dz_t. \delta is carried in log
-    space, and dz_t/dd_t comes from autograd on one teacher-forced step per t (all t
-    in one batch). Returns (log10 ||C_t||_F (T,), log10 ||dL/dz_t|| (T+1,)).
+    dL/dd_t = \delta_t dz_t/dd_t with \delta_t = dL/dz_t. \delta is carried in log space
+    (:func:`~explorer.jacobian.backprop_log`) and \delta_t dz_t/dd_t comes from the cell
+    (:meth:`~explorer.cells.RecurrentCell.input_vjp`: closed form with its own log scale for the
+    simple RNN, autograd for the gated cells). Returns (log10 ||C_t||_F (T,), log10 ||dL/dz_t|| (T+1,)).
     """
-    T, m, n = trace.x.shape[0], cell.state_size, cell.hidden
+    m, n = cell.state_size, cell.hidden
+    first = trace.sequence(0)
+    T = first.x.shape[0]
     seed_grad = torch.zeros(m, dtype=trace.z.dtype, device=trace.z.device)
     seed_grad[:n] = 1.0 / math.sqrt(n)
     deltas, log_norms = backprop_log(jac, seed_grad, T)
-    with torch.enable_grad():
-        drive = cell.input_drive(trace.x).detach().requires_grad_(True)  # (T, B, G n)
-        z_next, _ = cell.step(drive, trace.z[:-1].detach())  # teacher forced: all steps at once
-        z_next[:, 0].backward(deltas[1:])
-    per_drive = drive.grad[:, 0].norm(dim=-1).double()  # (T,)
-    x_norm = trace.x[:, 0].norm(dim=-1).double()
+    rows, row_logs = cell.input_vjp(first, deltas[1:, None])  # (T, 1, G n), (T, 1)
+    per_drive = rows[:, 0].double().norm(dim=-1)  # (T,)
+    x_norm = first.x[:, 0].double().norm(dim=-1)
     with np.errstate(divide="ignore"):
-        contrib = np.log10((per_drive * x_norm).cpu().numpy()) + log_norms[1:] * LOG10E
+        contrib = (np.log10((per_drive * x_norm).cpu().numpy()) + (row_logs[:, 0].cpu().numpy() + log_norms[1:])
+                   * LOG10E)
     return contrib, log_norms * LOG10E
 
 
@@ -143,10 +160,31 @@ def analyze(config: ExperimentConfig, *, stride: int = 1, device: torch.device |
         return _analyze(config, stride, device, progress)
 
 
-def _first_sequence_jacobians(cell: RecurrentCell, trace: Trace) -> Callable[[torch.Tensor], torch.Tensor]:
-    """steps (K,) -> J_k (K, m, m) of sequence 0, built for that sequence only (:meth:`Trace.sequence`)."""
+def undefined_from(cell: RecurrentCell, trace: Trace) -> int | None:
+    """The first step whose Jacobian the arithmetic could not give: the first non-finite state (an
+    overflow), unless the cell's Jacobians do not depend on the state (a linear cell). None if none."""
+    bad = trace.first_nonfinite()
+    return None if bad is None or cell.state_independent_jacobian else bad
+
+
+def _first_sequence_jacobians(cell: RecurrentCell, trace: Trace, undefined: int | None = None) -> Callable:
+    r"""steps (K,) -> (\hat J_k (K, m, m), log scales (K,)) of sequence 0, built for that sequence only
+    (:meth:`Trace.sequence`; J_k = e^{s_k} \hat J_k). Steps from ``undefined`` on stand in as the identity,
+    so the products stay finite: every number they touch is blanked afterwards (:func:`_blank_undefined`)."""
     first = trace.sequence(0)
-    return lambda steps: cell.jacobians(first, steps)[:, 0]
+
+    def jac(steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        J, logs = cell.scaled_jacobians(first, steps)
+        J, logs = J[:, 0], logs[:, 0]
+        if undefined is not None:
+            bad = steps >= undefined
+            if bool(bad.any()):
+                eye = torch.eye(J.shape[-1], dtype=J.dtype, device=J.device)
+                J = torch.where(bad[:, None, None], eye, J)
+                logs = torch.where(bad, 0.0, logs)
+        return J, logs
+
+    return jac
 
 
 def _traced(config: ExperimentConfig, device) -> tuple[RecurrentCell, torch.Tensor, Trace]:
@@ -170,15 +208,39 @@ def lag_curve(config: ExperimentConfig, *, stride: int = 1, device: torch.device
                           rtol=_rtol(config), dtype=trace.z.dtype, device=trace.z.device, progress=progress)
 
 
+def overflow_warning(config: ExperimentConfig, step: int, state_independent: bool) -> str:
+    """What a page and the JSON say when the forward pass overflowed at ``step``."""
+    text = (f"The {config.dtype} forward pass overflowed at step {step}: h_{step} is not finite. Every number "
+            f"that depends on h_{step} or a later state is undefined and left blank")
+    if state_independent:
+        text += " (the Jacobians of a linear cell do not depend on h: the maps and contributions stand)"
+    if config.dtype == "float32":
+        return text + ". Use float64 (precision) or a smaller gain."
+    return text + ". Even float64 overflowed: use a smaller gain or a shorter sequence."
+
+
+def _blank(values: np.ndarray | None, first_row: int | None) -> np.ndarray | None:
+    """``values`` with rows from ``first_row`` on set to NaN (undefined), a copy."""
+    if values is None or first_row is None:
+        return values
+    out = np.array(values, dtype=np.float64)
+    out[first_row:] = np.nan
+    return out
+
+
 def _analyze(config: ExperimentConfig, stride: int, device, progress) -> Analysis:
     t0 = time.perf_counter()
     cell, x, trace = _traced(config, device)
-    device, jac = trace.z.device, _first_sequence_jacobians(cell, trace)
+    overflow, undefined = trace.first_nonfinite(), undefined_from(cell, trace)
+    device, jac = trace.z.device, _first_sequence_jacobians(cell, trace, undefined)
     T, m = config.seq_len, cell.state_size
     pairs = pair_norms(cell, trace, config, stride=stride, progress=progress)
     contrib, grad_norms = contributions(cell, trace, jac)
     lag = config.lag
     singular = log10_singular_values(jac, T - lag, T, m, dtype=trace.z.dtype, device=device)
+    if undefined is not None:  # every delta_t, t < T, and every product ending at T pass step `undefined`
+        contrib, grad_norms, singular = np.full_like(contrib, np.nan), _blank(grad_norms, 0), np.full_like(singular, np.nan)
+        grad_norms[T] = math.log10(1.0)  # dL/dh_T = u, whatever h_T is: 1 / sqrt(n) per unit, norm 1
     blocks = cell.recurrent_blocks().double().cpu()
     eig = batched_lapack(torch.linalg.eigvals, blocks).reshape(-1).numpy()  # gate blocks split over the two workers
     rate = None
@@ -186,17 +248,21 @@ def _analyze(config: ExperimentConfig, stride: int, device, progress) -> Analysi
         sigma_max = float(torch.linalg.matrix_norm(blocks[0], ord=2))
         gamma_sigma = GAMMA[config.activation] * sigma_max
         base = 1.0 + gamma_sigma if config.residual else gamma_sigma
-        rate = math.log10(base) if base > 0 else -math.inf
-    gates = {k: v[:, 0].double().cpu().numpy() for k, v in trace.gates.items()}
+        rate = math.log10(base) if base > 0 else -math.inf  # W_hh = 0: the bound is exactly 0
+    gates = {k: _blank(v[:, 0].double().cpu().numpy(), overflow and overflow - 1) for k, v in trace.gates.items()}
     extras = {"saturation": saturation(gates, config)}
     if isinstance(cell, LSTM):
-        extras["direct_cell_path"] = direct_cell_path(cell.log_forget(trace)[:, 0].cpu().numpy() * LOG10E)
+        direct = direct_cell_path(cell.log_forget(trace)[:, 0].cpu().numpy() * LOG10E)
+        if undefined is not None:  # f_k depends on h_(k-1): every lag from T back passes the overflow
+            direct = {k: v if k == "lags" else _blank(v, 1) for k, v in direct.items()}
+        extras["direct_cell_path"] = direct
+    warnings = [] if overflow is None else [overflow_warning(config, overflow, cell.state_independent_jacobian)]
     return Analysis(
         config=config,
         weights={k: v.detach().double().cpu().numpy() for k, v in cell.state_dict().items()},
         inputs=x[:, 0].double().cpu().numpy(),
-        h=trace.h[:, 0].double().cpu().numpy(),
-        c=None if trace.c is None else trace.c[:, 0].double().cpu().numpy(),
+        h=_blank(trace.h[:, 0].double().cpu().numpy(), overflow),
+        c=_blank(None if trace.c is None else trace.c[:, 0].double().cpu().numpy(), overflow),
         gates=gates,
         pairs=pairs,
         contributions=contrib,
@@ -206,6 +272,8 @@ def _analyze(config: ExperimentConfig, stride: int, device, progress) -> Analysi
         eigenvalues=eig,
         bound_log10_rate=rate,
         extras=extras,
+        overflow_step=overflow,
+        warnings=warnings,
         seconds=time.perf_counter() - t0,
     )
 
@@ -239,7 +307,8 @@ def saturation(gates: dict[str, np.ndarray], config: ExperimentConfig) -> dict[s
     else:
         return {}
     lo, hi = SATURATION
-    return {k: ((gates[k] < lo) | (gates[k] > hi)).mean(axis=1) for k in present}
+    return {k: np.where(np.isnan(gates[k]).any(axis=1), np.nan, ((gates[k] < lo) | (gates[k] > hi)).mean(axis=1))
+            for k in present}
 
 
 def _rtol(config: ExperimentConfig) -> float:
@@ -247,46 +316,82 @@ def _rtol(config: ExperimentConfig) -> float:
 
 
 def _matrix(a: np.ndarray) -> list:
-    """A (K, K) log-norm map as nested lists: NaN (t > s) and -inf (exact zero) become null."""
-    return [[None if not math.isfinite(v) else round(float(v), 12) for v in row] for row in a]
+    """Log-norm values as nested lists: NaN and -inf become null (see ``NULL_MEANS``)."""
+    return [[None if not math.isfinite(v) else round(float(v), 12) for v in row] for row in np.atleast_2d(a)]
 
 
-def _full_map(pairs: PairNorms, key: str, view: str, T: int) -> list:
+def _values(a: np.ndarray) -> list:
+    """States and gates as nested lists, every non-finite value null."""
+    return [[float(v) if math.isfinite(v) else None for v in row] for row in a]
+
+
+def _full_map(pairs: PairNorms, key: str, view: str, T: int) -> np.ndarray:
+    """A (T+1, T+1) map: the grid's values, NaN off the grid."""
     maps = getattr(pairs, key)[view]
     if len(pairs.grid) == T + 1:
-        return _matrix(maps)
+        return maps
     out = np.full((T + 1, T + 1), np.nan)
     out[np.ix_(pairs.grid, pairs.grid)] = maps
-    return _matrix(out)
+    return out
+
+
+def _zero_from(full: np.ndarray) -> list:
+    """Per row t, the first s whose product is exactly zero (-inf), or null: a zero stays zero for every later s."""
+    zero = np.isneginf(full)
+    return [int(np.argmax(row)) if row.any() else None for row in zero]
+
+
+NULL_MEANS = {
+    "jacobian": ("In log10_spectral and log10_frobenius, [t][s] is null when t > s (below the diagonal), when t or "
+                 "s is not in grid (the map's stride), when s >= undefined_from_step and t < s (undefined: the "
+                 "forward pass overflowed, see warnings), or else when s >= exact_zero_from[t] (the product is "
+                 "exactly zero: log10 = -inf)."),
+    "log10_values": ("In contributions_log10, grad_norms_log10 and singular_values_log10 a null is undefined when "
+                     "undefined_from_step is set (every value but grad_norms_log10[T] passes the overflow), else an "
+                     "exact zero (log10 = -inf)."),
+    "states": "In h, c and gates a null is a non-finite value or a step from overflow_step on (undefined).",
+    "bound_log10_rate": ("null where the bound does not apply (normalised or gated cells), or, with "
+                         "bound_exact_zero true, where W_hh = 0 makes it exactly zero (log10 = -inf)."),
+}
 
 
 def to_json(result: Analysis) -> dict[str, Any]:
-    """The CLI's JSON contract (see README): config, weights, inputs, h, jacobian, ..."""
+    """The CLI's JSON contract (see README): config, weights, inputs, h, jacobian, ..., warnings.
+
+    Every number is finite or null, and ``null_means`` says which null is which."""
     T = result.config.seq_len
 
     def jac_block(view: str) -> dict[str, Any]:
+        spectral = _full_map(result.pairs, "log10_spectral", view, T)
         return {
-            "log10_spectral": _full_map(result.pairs, "log10_spectral", view, T),
-            "log10_frobenius": _full_map(result.pairs, "log10_frobenius", view, T),
+            "log10_spectral": _matrix(spectral),
+            "log10_frobenius": _matrix(_full_map(result.pairs, "log10_frobenius", view, T)),
             "grid": result.pairs.grid.tolist(),
             "spectral_rtol": result.pairs.rtol,
+            "exact_zero_from": _zero_from(spectral),
         }
 
     out: dict[str, Any] = {
         "config": result.config.to_dict(),
+        "warnings": list(result.warnings),
+        "overflow_step": result.overflow_step,
+        "undefined_from_step": result.undefined_from,
         "weights": {k: v.tolist() for k, v in result.weights.items()},
         "inputs": result.inputs.tolist(),
-        "h": result.h.tolist(),
+        "h": _values(result.h),
         "jacobian": jac_block("state"),
     }
     if result.c is not None:
-        out["c"] = result.c.tolist()
+        out["c"] = _values(result.c)
         out["jacobian_cell"] = jac_block("cell")
     if result.gates:
-        out["gates"] = {k: v.tolist() for k, v in result.gates.items()}
-    out["contributions_log10"] = _matrix(result.contributions[None])[0]
-    out["grad_norms_log10"] = _matrix(result.grad_norms[None])[0]
-    out["singular_values_log10"] = {"lag": result.lag, "values": _matrix(result.singular_values[None])[0]}
+        out["gates"] = {k: _values(v) for k, v in result.gates.items()}
+    out["contributions_log10"] = _matrix(result.contributions)[0]
+    out["grad_norms_log10"] = _matrix(result.grad_norms)[0]
+    out["singular_values_log10"] = {"lag": result.lag, "values": _matrix(result.singular_values)[0]}
     out["eigenvalues_hh"] = [[float(z.real), float(z.imag)] for z in result.eigenvalues]
-    out["bound_log10_rate"] = result.bound_log10_rate
+    rate = result.bound_log10_rate
+    out["bound_log10_rate"] = rate if rate is not None and math.isfinite(rate) else None
+    out["bound_exact_zero"] = rate == -math.inf
+    out["null_means"] = NULL_MEANS
     return out

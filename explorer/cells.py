@@ -28,15 +28,39 @@ ACTIVATION = {
 GAMMA = {"tanh": 1.0, "relu": 1.0, "sigmoid": 0.25, "linear": 1.0}
 
 
-def activation_grad(name: str, pre: Tensor, out: Tensor) -> Tensor:
-    """g'(a) from the pre-activation ``a`` and the output ``g(a)`` (same shape)."""
+LOG4 = math.log(4.0)
+
+
+def log_activation_grad(name: str, pre: Tensor) -> Tensor:
+    r"""\log g'(a) from the pre-activation a, in float64 and in closed forms that keep full relative
+    precision where g saturates (1 - 	anh^2 a rounds to 0 once |a| > 9 in float32, 19 in float64):
+
+    .. math::
+        \log \mathrm{sech}^2 a = \log 4 - 2|a| - 2\log(1 + e^{-2|a|}), \qquad
+        \log \sigma'(a) = -|a| - 2 \log(1 + e^{-|a|}),
+
+    0 for linear, and 0 or -inf for relu (relu'(0) = 0, as torch). Same shape as ``pre``.
+    """
+    a = pre.to(torch.float64)
     if name == "tanh":
-        return 1.0 - out * out
+        return LOG4 - 2 * a.abs() - 2 * torch.log1p(torch.exp(-2 * a.abs()))
     if name == "sigmoid":
-        return out * (1.0 - out)
+        return -a.abs() - 2 * torch.log1p(torch.exp(-a.abs()))
     if name == "relu":
-        return (pre > 0).to(pre.dtype)
-    return torch.ones_like(pre)
+        return torch.where(a > 0, 0.0, -math.inf).to(torch.float64)
+    return torch.zeros_like(a)
+
+
+def first_nonfinite(*series: Tensor) -> int | None:
+    """The first step k >= 1 at which any of ``series`` ((T, ...) each, row k - 1 = step k) holds a
+    non-finite value, or None."""
+    bad = None
+    for values in series:
+        rows = ~torch.isfinite(values.reshape(values.shape[0], -1)).all(dim=1)
+        if bool(rows.any()):
+            k = int(torch.nonzero(rows)[0, 0]) + 1
+            bad = k if bad is None else min(bad, k)
+    return bad
 
 
 @dataclass
@@ -63,6 +87,11 @@ class Trace:
     def gates(self) -> dict[str, Tensor]:
         """Gate activations by torch's names (i, f, g, o / r, z, n), each (T, B, n)."""
         return {k[5:]: v for k, v in self.aux.items() if k.startswith("gate_")}
+
+    def first_nonfinite(self) -> int | None:
+        """The first step k >= 1 whose state z_k (or any intermediate of step k) is not finite, over
+        all sequences (batch norm's statistics couple them), or None: where the arithmetic failed."""
+        return first_nonfinite(self.z[1:], *self.aux.values())
 
     def sequence(self, b: int = 0) -> "Trace":
         """Sequence b alone (B = 1, views, no copies). Its Jacobians need nothing else: batch-norm
@@ -94,6 +123,24 @@ class RecurrentCell(nn.Module):
     def jacobians(self, trace: Trace, steps: Tensor) -> Tensor:
         """Analytic J_k = dz_k/dz_{k-1} for the 1-based ``steps`` (K,): (K, B, m, m)."""
         raise NotImplementedError
+
+    # J_k does not depend on the state (a linear cell): its maps survive an overflow of the state
+    state_independent_jacobian = False
+
+    def scaled_jacobians(self, trace: Trace, steps: Tensor) -> tuple[Tensor, Tensor]:
+        r"""(\hat J (K, B, m, m), s (K, B) float64) with J_k = e^{s_k} \hat J_k; here s = 0."""
+        J = self.jacobians(trace, steps)
+        return J, torch.zeros(J.shape[:2], dtype=torch.float64, device=J.device)
+
+    def input_vjp(self, trace: Trace, deltas: Tensor) -> tuple[Tensor, Tensor]:
+        r"""\delta_t \partial z_t/\partial d_t for every step, d_t = W_{ih} x_t + b_{ih} the input drive:
+        deltas (T, B, m) -> (rows (T, B, G n), log scales (T, B) float64, here 0), by autograd on one
+        teacher-forced step per t (all t in one batch)."""
+        with torch.enable_grad():
+            drive = self.input_drive(trace.x).detach().requires_grad_(True)  # (T, B, G n)
+            z_next, _ = self.step(drive, trace.z[:-1].detach())
+            z_next.backward(deltas)
+        return drive.grad, torch.zeros(drive.shape[:2], dtype=torch.float64, device=drive.device)
 
     def run(self, x: Tensor) -> Trace:
         """Forward pass from z_0 = 0 over x (T, B, d)."""
@@ -148,6 +195,11 @@ class SimpleRNN(RecurrentCell):
         # them fixed (as at inference), so each sequence has its own Jacobian; training does not.
         self.frozen_statistics = False
 
+    @property
+    def state_independent_jacobian(self) -> bool:
+        """A linear cell's J_k = [I +] W_hh does not depend on h: its maps survive an overflow of h."""
+        return self.activation == "linear" and self.norm == "none"
+
     def step(self, drive: Tensor, z_prev: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         a = drive + z_prev @ self.weight_hh_l0.T + self.bias_hh_l0  # (..., B, n)
         aux = {}
@@ -157,34 +209,96 @@ class SimpleRNN(RecurrentCell):
             var = a.var(dim, unbiased=False, keepdim=True)
             if self.norm == "batch" and self.frozen_statistics:
                 mean, var = mean.detach(), var.detach()
-            inv_std = torch.rsqrt(var + (LN_EPS if self.norm == "layer" else BN_EPS))
-            a_hat = (a - mean) * inv_std
-            aux["a_hat"], aux["inv_std"] = a_hat, inv_std.expand_as(a)
+            a_hat = (a - mean) * torch.rsqrt(var + self._eps)
+            # the statistics per sequence: one sequence's Jacobians need nothing else
+            aux["a"], aux["mean"], aux["var"] = a, mean.expand_as(a), var.expand_as(a)
             a = a_hat * self.norm_weight + self.norm_bias
         out = ACTIVATION[self.activation](a)
         aux["pre"], aux["out"] = a, out
         return (z_prev + out if self.residual else out), aux
 
-    def jacobians(self, trace: Trace, steps: Tensor) -> Tensor:
-        idx = steps - 1
-        pre, out = trace.aux["pre"][idx], trace.aux["out"][idx]
-        gprime = activation_grad(self.activation, pre, out)  # (K, B, n)
-        W = self.weight_hh_l0.detach()
+    @property
+    def _eps(self) -> float:
+        return LN_EPS if self.norm == "layer" else BN_EPS
+
+    def _factors(self, trace: Trace, idx: Tensor) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor] | None]:
+        r"""The pieces of J_k = e^{s_k} diag(\hat d_k) M_k W_hh, all from the stored pre-activations in float64.
+
+        d = g'(y) \gamma / \sigma (g' alone without a norm), with \log g' in closed form
+        (:func:`log_activation_grad`); s_k = \max_i \log|d_i| is factored out, so \hat d \in [-1, 1]
+        and a step where every unit saturates stays finite. Layer norm's
+        M = I - 11^T/n - \hat a \hat a^T/n is returned as (u, \epsilon') with u = \hat a/\|\hat a\| and
+        \epsilon' = \epsilon/(\mathrm{var} + \epsilon): M = (I - 11^T/n - u u^T) + \epsilon' u u^T, whose
+        second term is the whole of M at n = 2 and is never formed as a difference of O(1) terms.
+        Returns (\hat d (K, B, n) float64, s (K, B) float64, (u (K, B, n), \epsilon' (K, B)) or None).
+        """
+        aux = trace.aux
         if self.norm == "none":
-            J = gprime[..., :, None] * W  # (K, B, n, n)
+            log_d, sign, ln = log_activation_grad(self.activation, aux["pre"][idx]), None, None
         else:
-            scale = gprime * self.norm_weight.detach() * trace.aux["inv_std"][idx]  # (K, B, n)
+            a = aux["a"][idx].double()  # (K, B, n)
+            if self.norm == "layer":  # per sequence: the exact statistics of the stored a
+                mean, var = a.mean(-1, keepdim=True), a.var(-1, unbiased=False, keepdim=True)
+            else:  # batch norm: the batch's statistics, stored per sequence
+                mean, var = aux["mean"][idx].double(), aux["var"][idx].double()
+            inv_std = torch.rsqrt(var + self._eps)
+            a_hat = (a - mean) * inv_std
+            gamma = self.norm_weight.detach().double()
+            y = a_hat * gamma + self.norm_bias.detach().double()
+            log_d = log_activation_grad(self.activation, y) + torch.log(gamma.abs()) + torch.log(inv_std)
+            sign = torch.sign(gamma).expand_as(log_d)
+            ln = None
             if self.norm == "layer":
-                # dLN/da = diag(gamma/sigma) (I - 11^T/n - a_hat a_hat^T/n)
-                a_hat = trace.aux["a_hat"][idx]
-                centred = W - W.mean(0, keepdim=True)  # (I - 11^T/n) W
-                proj = a_hat[..., :, None] * (a_hat[..., None, :] @ W) / self.hidden
-                J = scale[..., :, None] * (centred - proj)
-            else:  # batch norm, per-step statistics held fixed: diag(gamma/sigma_t) W
-                J = scale[..., :, None] * W
+                length = torch.linalg.vector_norm(a_hat, dim=-1, keepdim=True)
+                u = torch.where(length > 0, a_hat / torch.where(length > 0, length, 1.0), 0.0)
+                ln = (u, (self._eps / (var + self._eps))[..., 0])
+        s = log_d.amax(-1)  # (K, B)
+        s = torch.where(torch.isfinite(s), s, 0.0)  # every d_i = 0 (all relus off): J_k = 0 at scale 1
+        d_hat = torch.exp(log_d - s[..., None])
+        return (d_hat if sign is None else d_hat * sign), s, ln
+
+    def _project(self, ln: tuple[Tensor, Tensor], V: Tensor, dim: int) -> Tensor:
+        r"""Layer norm's M applied to V: M W for a matrix (``dim`` = -2, W (.., n, k)) or v M for rows
+        (``dim`` = -1, v (.., n)), with M = (I - 11^T/n - u u^T) + \epsilon' u u^T (:meth:`_factors`).
+        The first term spans the complement of 1 and u: nothing at n <= 2, so it is left out there."""
+        u, eps = (t.to(V.dtype) for t in ln)
+        if dim == -2:
+            along, eps = u[..., :, None] * (u[..., None, :] @ V), eps[..., None, None]  # u (u^T W)
+        else:
+            along, eps = (V * u).sum(-1, keepdim=True) * u, eps[..., None]  # (v . u) u
+        out = eps * along
+        if self.hidden > 2:
+            out = out + (V - V.mean(dim, keepdim=True) - along)
+        return out
+
+    def scaled_jacobians(self, trace: Trace, steps: Tensor) -> tuple[Tensor, Tensor]:
+        r"""J_k = e^{s_k} \hat J_k for the 1-based ``steps`` (K,): (\hat J (K, B, n, n), s (K, B) float64).
+
+        Residual cells keep s = 0: I + diag(g') W cannot shed a scale, and I dominates it anyway.
+        """
+        idx = steps - 1
+        d_hat, s, ln = self._factors(trace, idx)
+        W = self.weight_hh_l0.detach()
+        if self.residual:
+            d_hat, s = d_hat * torch.exp(s)[..., None], torch.zeros_like(s)
+        d = d_hat.to(W.dtype)
+        MW = W.expand(*d.shape, self.hidden) if ln is None else self._project(ln, W.expand(*d.shape, self.hidden), -2)
+        J = d[..., :, None] * MW  # (K, B, n, n)
         if self.residual:
             J = J + torch.eye(self.hidden, dtype=J.dtype, device=J.device)
-        return J.detach()
+        return J.detach(), s
+
+    def jacobians(self, trace: Trace, steps: Tensor) -> Tensor:
+        J, s = self.scaled_jacobians(trace, steps)
+        return J * torch.exp(s).to(J.dtype)[..., None, None]
+
+    def input_vjp(self, trace: Trace, deltas: Tensor) -> tuple[Tensor, Tensor]:
+        r"""\delta_t \partial z_t/\partial d_t for every step (d_t = W_{ih} x_t + b_{ih}, the input drive), in
+        closed form: \delta_t diag(d) [M] = e^{s_t} (\delta_t \odot \hat d) [M] (:meth:`_factors`).
+        deltas (T, B, n) -> (unit-free rows (T, B, n), log scales s (T, B) float64)."""
+        d_hat, s, ln = self._factors(trace, torch.arange(deltas.shape[0], device=deltas.device))
+        v = deltas * d_hat.to(deltas.dtype)
+        return (v if ln is None else self._project(ln, v, -1)), s
 
 
 def _init_recurrent(W: Tensor, scheme: str, gain: float, gen: torch.Generator, blocks: int = 1) -> None:

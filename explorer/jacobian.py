@@ -55,16 +55,32 @@ def _steps_per_chunk(m: int, dtype) -> int:
     return max(1, min(64, CACHE_BYTES // (m * m * torch.empty((), dtype=dtype).element_size())))
 
 
-def _each_jacobian(jac: Callable[[Tensor], Tensor], first: int, last: int, m: int, dtype, device,
-                   backward: bool = False):
-    """(k, J_k) for k = first .. last (or last .. first with ``backward``), J_k (m, m) in ``dtype``,
-    built a cache-sized chunk at a time (:func:`_steps_per_chunk`) for the one-step-at-a-time chains."""
+Jacobians = Callable[[Tensor], "Tensor | tuple[Tensor, Tensor]"]
+
+
+def scaled(jac: Jacobians, steps: Tensor) -> tuple[Tensor, Tensor]:
+    r"""``jac(steps)`` as (\hat J (K, m, m), natural-log scales s (K,) float64) with J_k = e^{s_k} \hat J_k.
+
+    A cell whose every unit saturates at a step (tanh' ~ 1e-40) returns the scale apart, so the
+    step stays finite and exact instead of rounding to a zero matrix; a plain tensor has scale 0.
+    """
+    out = jac(steps)
+    if isinstance(out, tuple):
+        return out[0], out[1].to(torch.float64)
+    return out, torch.zeros(out.shape[0], dtype=torch.float64, device=out.device)
+
+
+def _each_jacobian(jac: Jacobians, first: int, last: int, m: int, dtype, device, backward: bool = False):
+    r"""(k, \hat J_k, s_k) for k = first .. last (or last .. first with ``backward``): \hat J_k (m, m) in
+    ``dtype`` and its log scale s_k (a float; :func:`scaled`), built a cache-sized chunk at a time
+    (:func:`_steps_per_chunk`) for the one-step-at-a-time chains."""
     chunk = _steps_per_chunk(m, dtype)
     starts = range(first, last + 1, chunk)
     for k0 in reversed(starts) if backward else starts:
-        J = jac(torch.arange(k0, min(k0 + chunk, last + 1), device=device)).to(dtype)
+        J, logs = scaled(jac, torch.arange(k0, min(k0 + chunk, last + 1), device=device))
+        J, logs = J.to(dtype), logs.tolist()
         for i in reversed(range(J.shape[0])) if backward else range(J.shape[0]):
-            yield k0 + i, J[i]
+            yield k0 + i, J[i], logs[i]
 
 
 def _lapack_worker() -> None:
@@ -119,6 +135,8 @@ class PairNorms:
     log10_frobenius: dict[str, np.ndarray]  # view -> (K, K)
     rtol: float  # certified relative error of the spectral norms
     tally: "Tally" = field(default_factory=lambda: Tally())
+    # pairs t < s with s >= this step are undefined (NaN): the forward pass overflowed there
+    undefined_from: int | None = None
 
     @property
     def certified(self) -> int:
@@ -354,7 +372,7 @@ def _times(factor: Tensor | _Split, P: Tensor) -> Tensor:
     return factor.times(P) if isinstance(factor, _Split) else torch.bmm(factor, P)
 
 
-def _block_products(jac: Callable[[Tensor], Tensor], grid: np.ndarray, device, diagonal_from: int | None = None,
+def _block_products(jac: Jacobians, grid: np.ndarray, device, diagonal_from: int | None = None,
                     progress: Callable[[float], None] | None = None) -> tuple[Tensor, Tensor]:
     """Normalised products over each grid interval, B_j = J_{grid[j]} ... J_{grid[j-1]+1}.
 
@@ -366,12 +384,13 @@ def _block_products(jac: Callable[[Tensor], Tensor], grid: np.ndarray, device, d
     for q in range(int(lengths.max())):
         active = np.nonzero(lengths > q)[0]
         steps = torch.as_tensor(starts[active] + 1 + q, device=device)
-        J = jac(steps)  # (A, m, m)
+        J, step_logs = scaled(jac, steps)  # (A, m, m), (A,)
+        idx = torch.as_tensor(active, device=device)
         if blocks is None:  # every interval has length >= 1
             blocks, logs = J.clone(), torch.zeros(len(grid) - 1, dtype=torch.float64, device=device)
         else:
-            idx = torch.as_tensor(active, device=device)
             blocks[idx] = _times(J if diagonal_from is None else _Split.of(J, diagonal_from), blocks[idx])
+        logs[idx] += step_logs
         norms = torch.linalg.vector_norm(blocks, dim=(1, 2))
         blocks /= torch.where(norms > 0, norms, 1)[:, None, None]
         logs += torch.log(norms.double())
@@ -380,12 +399,13 @@ def _block_products(jac: Callable[[Tensor], Tensor], grid: np.ndarray, device, d
     return blocks, logs
 
 
-def all_pairs(jac: Callable[[Tensor], Tensor], T: int, m: int, *, views: tuple[View, ...] = (View("state"),),
+def all_pairs(jac: Jacobians, T: int, m: int, *, views: tuple[View, ...] = (View("state"),),
               stride: int = 1, rtol: float = 1e-5, dtype=torch.float32, device="cpu",
               progress: Callable[[float], None] | None = None, diagonal_from: int | None = None) -> PairNorms:
-    """log10 spectral and Frobenius norms of dz_s/dz_t for all grid pairs t <= s.
+    r"""log10 spectral and Frobenius norms of dz_s/dz_t for all grid pairs t <= s.
 
-    ``jac(steps)`` returns the analytic J_k for 1-based ``steps`` (K,) as (K, m, m).
+    ``jac(steps)`` returns the analytic J_k for 1-based ``steps`` (K,) as (K, m, m), or as
+    (\hat J_k, log scales) with J_k = e^{s_k} \hat J_k (:func:`scaled`).
     ``diagonal_from`` = c declares that columns c: of every J_k are diagonal blocks (the LSTM's
     dz_t/dc_{t-1}: diag(dh/dc) over diag(f)), which halves the cost of each product.
     ``stride`` > 1 keeps every grid_th time index (display resolution); each product is still
@@ -407,14 +427,17 @@ def all_pairs(jac: Callable[[Tensor], Tensor], T: int, m: int, *, views: tuple[V
     if stride == 1:
         every_step = None
         if T * m * m * itemsize <= CHUNK_BYTES:  # built once, not once per lag
-            every_step = jac(torch.arange(1, T + 1, device=device))
+            every_step, every_log = scaled(jac, torch.arange(1, T + 1, device=device))
             every_split = None if diagonal_from is None else _Split.of(every_step, diagonal_from)
 
-        def blocks(j0: int, j1: int, first: bool) -> tuple[Tensor | _Split, None]:  # J_k for k in [j0, j1)
-            J = every_step[j0 - 1:j1 - 1] if every_step is not None else jac(torch.arange(j0, j1, device=device))
+        def blocks(j0: int, j1: int, first: bool) -> tuple[Tensor | _Split, Tensor]:  # J_k for k in [j0, j1)
+            if every_step is not None:
+                J, logs = every_step[j0 - 1:j1 - 1], every_log[j0 - 1:j1 - 1]
+            else:
+                J, logs = scaled(jac, torch.arange(j0, j1, device=device))
             if first or diagonal_from is None:
-                return J, None
-            return (every_split[j0 - 1:j1 - 1] if every_step is not None else _Split.of(J, diagonal_from)), None
+                return J, logs
+            return (every_split[j0 - 1:j1 - 1] if every_step is not None else _Split.of(J, diagonal_from)), logs
     else:
         # the fold over all T steps is the larger share of the work at a coarse stride
         block_mats, block_logs = _block_products(jac, grid, device, diagonal_from,
@@ -553,21 +576,21 @@ def _run_split(sweep, a0: int, a1: int, K: int, tally: Tally, device, progress, 
         tally.add(part)
 
 
-def product(jac: Callable[[Tensor], Tensor], t: int, s: int, m: int, dtype=torch.float64, device="cpu") -> tuple[Tensor, float]:
+def product(jac: Jacobians, t: int, s: int, m: int, dtype=torch.float64, device="cpu") -> tuple[Tensor, float]:
     """dz_s/dz_t = J_s ... J_{t+1} as (normalised matrix (m, m), natural-log scale)."""
     P = torch.eye(m, dtype=dtype, device=device)
     log_scale = 0.0
-    for _, J_k in _each_jacobian(jac, t + 1, s, m, dtype, device):
+    for _, J_k, s_k in _each_jacobian(jac, t + 1, s, m, dtype, device):
         P = J_k @ P
         norm = float(torch.linalg.matrix_norm(P))
         if norm == 0.0:
             return P, -math.inf
         P /= norm
-        log_scale += math.log(norm)
+        log_scale += math.log(norm) + s_k
     return P, log_scale
 
 
-def log10_singular_values(jac: Callable[[Tensor], Tensor], t: int, s: int, m: int, dtype=torch.float64,
+def log10_singular_values(jac: Jacobians, t: int, s: int, m: int, dtype=torch.float64,
                           device="cpu") -> np.ndarray:
     """log10 of all singular values of dz_s/dz_t, descending, (m,): the renormalised product
     in ``dtype``, then a float64 SVD."""
@@ -576,7 +599,7 @@ def log10_singular_values(jac: Callable[[Tensor], Tensor], t: int, s: int, m: in
         return np.log10(torch.linalg.svdvals(P.double()).cpu().numpy()) + log_scale * LOG10E
 
 
-def to_the_end(jac: Callable[[Tensor], Tensor], T: int, m: int, *, stride: int = 1, rtol: float = 1e-5,
+def to_the_end(jac: Jacobians, T: int, m: int, *, stride: int = 1, rtol: float = 1e-5,
                dtype=torch.float32, device="cpu", progress: Callable[[float], None] | None = None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""The last column of :func:`all_pairs`' map alone: (lags k (K,), log10 \|dz_T/dz_{T-k}\|_2 (K,),
@@ -592,7 +615,7 @@ def to_the_end(jac: Callable[[Tensor], Tensor], T: int, m: int, *, stride: int =
     kept, logs = [], []
     P = torch.eye(m, dtype=dtype, device=device)
     log_scale = 0.0
-    for k, J_k in _each_jacobian(jac, 1, T, m, dtype, device, backward=True):  # P(k - 1, T) = P(k, T) J_k
+    for k, J_k, s_k in _each_jacobian(jac, 1, T, m, dtype, device, backward=True):  # P(k - 1, T) = P(k, T) J_k
         P = P @ J_k
         norm = float(torch.linalg.matrix_norm(P))
         if norm == 0.0:  # an exact zero stays zero at every longer lag
@@ -600,7 +623,7 @@ def to_the_end(jac: Callable[[Tensor], Tensor], T: int, m: int, *, stride: int =
             P = torch.eye(m, dtype=dtype, device=device) / math.sqrt(m)  # a unit stand-in: its scale is 0
         else:
             P = P / norm
-            log_scale += math.log(norm)
+            log_scale += math.log(norm) + s_k
         if T - k + 1 in wanted:
             kept.append(P)
             logs.append(log_scale)
@@ -619,7 +642,7 @@ def to_the_end(jac: Callable[[Tensor], Tensor], T: int, m: int, *, stride: int =
     return lags, spec, fro
 
 
-def backprop_log(jac: Callable[[Tensor], Tensor], seed_grad: Tensor, T: int) -> tuple[Tensor, np.ndarray]:
+def backprop_log(jac: Jacobians, seed_grad: Tensor, T: int) -> tuple[Tensor, np.ndarray]:
     r"""dL/dz_t for t = 0..T from dL/dz_T, in log space.
 
     .. math:: \delta_{t-1} = \delta_t J_t
@@ -632,7 +655,7 @@ def backprop_log(jac: Callable[[Tensor], Tensor], seed_grad: Tensor, T: int) -> 
     norm0 = float(seed_grad.norm())
     deltas[T], logs[T] = seed_grad / norm0, math.log(norm0)
     delta, log_scale = deltas[T], logs[T]
-    for k, J_k in _each_jacobian(jac, 1, T, m, seed_grad.dtype, seed_grad.device, backward=True):
+    for k, J_k, s_k in _each_jacobian(jac, 1, T, m, seed_grad.dtype, seed_grad.device, backward=True):
         delta = delta @ J_k
         norm = float(delta.norm())
         if norm == 0.0:
@@ -640,6 +663,6 @@ def backprop_log(jac: Callable[[Tensor], Tensor], seed_grad: Tensor, T: int) -> 
             logs[:k] = -math.inf
             return deltas, logs
         delta = delta / norm
-        log_scale += math.log(norm)
+        log_scale += math.log(norm) + s_k
         deltas[k - 1], logs[k - 1] = delta, log_scale
     return deltas, logs
