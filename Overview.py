@@ -25,19 +25,19 @@ st.latex(r"\frac{\partial L}{\partial W_x} = \sum_{t=1}^{T} \frac{\partial L}{\p
          r"\qquad \frac{\partial h_{k+1}}{\partial h_k} = \mathrm{diag}\big(g'(a_{k+1})\big)\, W_h")
 st.latex(r"\Big\|\frac{\partial h_{k+1}}{\partial h_k}\Big\|_2 < 1 \;(>1) \;\Rightarrow\; \text{vanishing (exploding) gradient},"
          r"\qquad \Big\|\frac{\partial h_s}{\partial h_t}\Big\|_2 \le \big(\gamma\,\sigma_{\max}(W_h)\big)^{s-t}")
-st.markdown("The **Simple RNN** page draws the norm of every partial product ∂h_s/∂h_t as a map, "
+st.markdown("The **Simple RNN** page draws the norm of every partial product $\\partial h_s/\\partial h_t$ as a map, "
             "the lecture's bound beside the measured curve, the per-step terms of the sum, and the "
-            "spectra of W_h and of the product.")
+            "spectra of $W_h$ and of the product.")
 st.header("3 · The fixes")
 st.markdown(
-    "- **Residual connections**: y = x + f(x) ⇒ ∂y/∂x = I + ∂f/∂x (toggle *residual*).\n"
+    "- **Residual connections**: $y = x + f(x) \\Rightarrow \\partial y/\\partial x = I + \\partial f/\\partial x$ (toggle *residual*).\n"
     "- **Normalisation**: layer norm, or recurrent batch norm (choose *normalisation*).\n"
-    "- **Xavier and orthogonal initialisation**: if W_h W_hᵀ = I then ‖∂h_{k+1}/∂h_k‖₂ = ‖g′‖₂.\n"
-    "- **Orthogonal regularisation** (+ λ‖W_hᵀW_h − I‖²_F) and **Riemannian optimisation** only act "
+    "- **Xavier and orthogonal initialisation**: if $W_h W_h^\\top = I$ then $\\|\\partial h_{k+1}/\\partial h_k\\|_2 = \\max_i |g'(a_{k+1,i})|$.\n"
+    "- **Orthogonal regularisation** ($+\\lambda\\|W_h^\\top W_h - I\\|_F^2$) and **Riemannian optimisation** only act "
     "while training: see the **Training Lab**.")
 st.header("4 · LSTM, one gate at a time, and the GRU")
 st.latex(r"c_t = f_t\, c_{t-1} + i_t\, g_t,\qquad h_t = o_t \tanh(c_t)")
-st.markdown("With only the input gate, ∂c_t/∂c_{t−1} = I: the *constant error carousel*. "
+st.markdown("With only the input gate, $\\partial c_t/\\partial c_{t-1} = I$: the *constant error carousel*. "
             "The **LSTM and GRU** page builds the cell stage by stage and overlays the simple RNN.")
 st.divider()
 st.markdown("Every control lives in the URL, seed included: copy the address bar to share the exact picture. "

@@ -18,9 +18,10 @@ import explorer  # noqa: F401  (torch thread pool and flush-denormal before any 
 from explorer import plots
 from explorer.analysis import Analysis, analyze, auto_stride
 from explorer.analysis import lag_curve as _uncached_lag_curve
-from explorer.config import (ALL_SPECS, ExperimentConfig, TrainConfig, check, field_type, fit, flat,
-                             from_query, label, to_query)
+from explorer.config import (ALL_SPECS, VIEW_DEFAULTS, VIEW_SPECS, ExperimentConfig, TrainConfig, check, field_type,
+                             fit, flat, from_query, to_query, view_from_query)
 from explorer.export import csv_bytes, file_name, file_stem, json_bytes, npz_bytes
+from explorer.text import ordinal
 
 PLOT_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
@@ -32,7 +33,8 @@ def page_setup(title: str, icon: str) -> None:
 def _widget(name: str, key: str, values: dict[str, Any], options: Sequence[str] | None = None) -> None:
     """The widget of one field, built from its Spec; bounds that depend on other fields come from
     ``values``, and a range that has shrunk to one value shows that value, disabled."""
-    spec, text, kind = ALL_SPECS[name], label(name), field_type(name)
+    spec = ALL_SPECS.get(name) or VIEW_SPECS[name]
+    text, kind = spec.label or name, None if spec.choices is not None else field_type(name)
     state = st.session_state
     if spec.choices is not None:
         allowed = options or spec.choices
@@ -67,20 +69,22 @@ def _pin(values: dict[str, Any], fixed: dict[str, Any], choices: dict[str, Seque
 
 
 def config_sidebar(page: str, fields: Sequence[str], *, choices: dict[str, Sequence[str]] | None = None,
-                   fixed: dict[str, Any] | None = None, train: bool = False) -> Any:
+                   fixed: dict[str, Any] | None = None, train: bool = False, view: Sequence[str] = ()) -> Any:
     """Sidebar widgets for those of ``fields`` whose Spec shows them, two-way bound to the URL; returns
-    the page's config (an ``ExperimentConfig``, or a ``TrainConfig`` with ``train=True``).
+    the page's config (an ``ExperimentConfig``, or a ``TrainConfig`` with ``train=True``). The ``view``
+    settings (``VIEW_SPECS``: how the page draws, never what it computes) get widgets and travel in the
+    URL too; :func:`view_settings` reads them.
 
     Where the config comes from, in order: the URL, when the page is entered with a query (a shared
     link, back or forward) or its query is not the one this page wrote last; on entering from
     another page through the sidebar (Streamlit drops the query), this page's own last config with
-    the settings it shares with the last page seen carried over; else the widgets. Widget keys are ``<page>_<field>``, one set per page:
-    Streamlit ties a widget's identity to its page, so keys shared across pages lose their values.
-    ``fixed`` pins fields for this page; ``choices`` narrows a field's options.
+    the settings it shares with the last page seen carried over; else the widgets. Widget keys are
+    ``<page>_<field>``, one set per page: Streamlit ties a widget's identity to its page, so keys
+    shared across pages lose their values. ``fixed`` pins fields; ``choices`` narrows a field's options.
     """
     choices, fixed = choices or {}, fixed or {}
     state = st.session_state
-    memory = state.setdefault("pages", {})  # page -> (its config, the query it wrote)
+    memory = state.setdefault("pages", {})  # page -> (its config, its view settings, the query it wrote)
     shared = state.setdefault("shared", {})  # field -> value, as last shown on any page
     query = st.query_params.to_dict()
     own = memory.get(page)
@@ -88,34 +92,43 @@ def config_sidebar(page: str, fields: Sequence[str], *, choices: dict[str, Seque
     state["current_page"] = page
     default = TrainConfig() if train else ExperimentConfig()
     warnings: list[str] = []
-    if query and (arriving or own is None or query != own[1]):
+    # Streamlit's sidebar link may record the new page's address with the old page's query: that query
+    # is another page's config, not a link to this one
+    foreign = any(written == query for name, (_, _, written) in memory.items() if name != page)
+    if query and not foreign and (arriving or own is None or query != own[2]):
         config, warnings = from_query(query, train=train)
-        values, reset = flat(config), True
+        looks, more = view_from_query(query)
+        values, warnings, reset = {**flat(config), **looks}, warnings + more, True
     elif arriving or own is None:
-        values = {**flat(own[0] if own else default), **{k: v for k, v in shared.items() if k in fields}}
+        mine = {**flat(own[0]), **own[1]} if own else {**flat(default), **VIEW_DEFAULTS}
+        values = {**mine, **{k: v for k, v in shared.items() if k in fields or k in view}}
         reset = True
     else:
-        values, reset = flat(own[0]), False
-    config, clamped = fit(default, **_pin(values, fixed, choices))
+        values, reset = {**flat(own[0]), **own[1]}, False
+    looks = {name: values.get(name, VIEW_DEFAULTS[name]) for name in view}
+    config, clamped = fit(default, **_pin({k: v for k, v in values.items() if k in ALL_SPECS}, fixed, choices))
     for message in warnings + clamped:
         st.warning(message, icon="⚠️")
-    current = flat(config)
+    current = {**flat(config), **looks}
     if reset:  # the widgets take the config's values
-        for name in fields:
+        for name in [*fields, *view]:
             state[f"{page}_{name}"] = current[name]
     shown = []
     with st.sidebar:
-        st.subheader("Training" if train else "Experiment")
-        for name in fields:
-            key = f"{page}_{name}"
-            state.setdefault(key, current[name])
-            current[name] = state[key]
-            if ALL_SPECS[name].shown(current):
-                _widget(name, key, current, choices.get(name))
+        for title, names in (("Training" if train else "Experiment", fields), ("View", view)):
+            if names:
+                st.subheader(title)
+            for name in names:
+                key = f"{page}_{name}"
+                state.setdefault(key, current[name])
                 current[name] = state[key]
-                shown.append(name)
+                spec = ALL_SPECS.get(name) or VIEW_SPECS[name]
+                if spec.shown(current):
+                    _widget(name, key, current, choices.get(name))
+                    current[name] = state[key]
+                    shown.append(name)
     changes = {}
-    for name in shown:
+    for name in (n for n in shown if n in ALL_SPECS):
         try:
             changes[name] = check(name, state[f"{page}_{name}"])
         except ValueError as err:  # e.g. a forget bias typed as text: keep the last good value
@@ -123,11 +136,24 @@ def config_sidebar(page: str, fields: Sequence[str], *, choices: dict[str, Seque
     config, clamped = fit(config, **_pin(changes, fixed, choices))
     for message in clamped:
         st.warning(message, icon="⚠️")
-    shared.update({name: flat(config)[name] for name in shown})
-    written = to_query(config)
-    memory[page] = (config, written)
+    looks = {name: current[name] for name in view}
+    shared.update({name: flat(config)[name] for name in shown if name in ALL_SPECS} | looks)
+    written = {**to_query(config), **looks}
+    memory[page] = (config, looks, written)
     st.query_params.from_dict(written)
     return config
+
+
+def view_settings(page: str) -> dict[str, str]:
+    """The page's view settings (``VIEW_SPECS``) as its sidebar last set them."""
+    memory = st.session_state.get("pages", {}).get(page)
+    return {**VIEW_DEFAULTS, **(memory[1] if memory else {})}
+
+
+def colour_limit(page: str) -> float | None:
+    """The locked colour range of the page's maps in decades, or None to fit each map."""
+    scale = view_settings(page)["scale"]
+    return None if scale == "auto" else float(scale)
 
 
 def progress_bar(label: str) -> tuple[Callable[[float], None], Callable[[], None]]:
@@ -164,17 +190,43 @@ def lag_curve(config: ExperimentConfig) -> tuple[np.ndarray, np.ndarray, np.ndar
     return _cached_lag_curve(config, auto_stride(config))
 
 
-def analysis(config: ExperimentConfig) -> Analysis:
-    """The cached analysis at the app's resolution, with a progress bar while it computes."""
+def analysis(config: ExperimentConfig) -> tuple[Analysis, str]:
+    """The cached analysis at the app's resolution, with a progress bar while it computes, the
+    overflow's warning, and a note when the map is strided; also how long this visit waited, in words
+    (a cache hit shows its own wait, not the time another visitor's first run took)."""
     stride = auto_stride(config)
+    start = time.perf_counter()
     result = _cached_analysis(config, stride)
+    waited = time.perf_counter() - start
+    for message in result.warnings:
+        st.warning(message, icon="⚠️")
     if stride > 1:
-        st.info(f"At T = {config.seq_len} and n = {config.hidden} the map keeps every {stride}th step "
-                f"({len(result.pairs.grid)} × {len(result.pairs.grid)} grid) to stay within a few seconds "
-                f"(this one took {result.seconds:.1f} s). "
+        st.info(f"At T = {config.seq_len} and n = {config.hidden} the map keeps every {ordinal(stride)} step "
+                f"({len(result.pairs.grid)} × {len(result.pairs.grid)} grid) to stay within a few seconds. "
                 "Every product is still exact over all steps in between; for full resolution run "
                 f"`python -m explorer analyze --stride 1` with this config.", icon="ℹ️")
-    return result
+    cached = waited < 0.5 * result.seconds
+    timing = f"{waited:.2f} s (cached)" if cached else f"{result.seconds:.2f} s"
+    return result, timing
+
+
+def log10_metric(column, label: str, value: float, result: Analysis) -> None:
+    """A log10 norm as a metric: "undefined" with "overflow at step k" under it where the arithmetic
+    failed, "−∞" (exactly 0) for an exact zero, else two decimals."""
+    if np.isnan(value) and result.overflow_step is not None:
+        column.metric(label, "undefined", f"overflow at step {result.overflow_step}", delta_color="off",
+                      delta_arrow="off", help="The forward pass overflowed: see the warning above.")
+    elif value == -np.inf:
+        column.metric(label, "−∞", "exactly 0", delta_color="off", delta_arrow="off")
+    else:
+        column.metric(label, f"{value:.2f}")
+
+
+def certificate_text(result: Analysis) -> str:
+    pairs = result.pairs
+    return (f"Spectral norms: {pairs.certified} certified to relative error {pairs.rtol:g} (of the product of the "
+            f"computed {result.config.dtype} Jacobians) by a residual bound or a Cholesky factorisation, {pairs.exact} "
+            "by an exact eigen-solve. Frobenius norms are exact.")
 
 
 Download = tuple[str, "bytes | Callable[[], bytes]", str]  # (button label, the bytes or their maker, file name)

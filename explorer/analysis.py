@@ -25,12 +25,15 @@ from .cells import GAMMA, RecurrentCell, Trace, build_cell, make_inputs
 from .config import ExperimentConfig
 from .gated import LSTM
 from .jacobian import (LOG10E, PairNorms, View, all_pairs, backprop_log, batched_lapack, log10_singular_values,
-                       to_the_end)
+                       step_norms, to_the_end)
 
 APP_FLOP_BUDGET = 6.0e11  # about 4 s of float32 matmuls on 2 laptop cores
 MIN_GRID = 16  # grid points of the coarsest map the app shows
 JACOBIAN_COST = {"rnn": 0.05, "lstm": 0.25, "gru": 0.35}  # building one J_k, in matmul-equivalents (measured)
 PAIR_COST = 2.5  # matmul-equivalents per grid pair: the product, norms and the spectral certificate
+# per grid pair whatever n, in float ops: ~6 us of small-op dispatch and certificate bookkeeping (measured at
+# n = 4..16, where it is the whole cost: T = 2000, n = 16 at stride 1 took 13-40 s)
+PAIR_OVERHEAD_FLOPS = 1.0e6
 
 
 @dataclass
@@ -51,6 +54,8 @@ class Analysis:
     eigenvalues: np.ndarray  # (gate_blocks*n,) complex eigenvalues of each n x n block of W_hh
     bound_log10_rate: float | None  # log10(gamma sigma_max(W_hh)) (+1 inside for residual), per step
     extras: dict[str, Any] = field(default_factory=dict)
+    # (steps k (K-1,), log10 ||J_k||_2): one step's factor, at the map's grid steps
+    step_norms: tuple[np.ndarray, np.ndarray] = (np.zeros(0, dtype=np.int64), np.zeros(0))
     overflow_step: int | None = None  # the first step whose state is not finite (NaN from there on in h, c, gates)
     warnings: list[str] = field(default_factory=list)  # what went wrong in the arithmetic, for the reader
     seconds: float = 0.0
@@ -76,8 +81,8 @@ class Analysis:
 def analysis_flops(config: ExperimentConfig, stride: int) -> float:
     """Estimated float ops of :func:`analyze` at a grid stride: the product at ``lag``,
     T steps folded into blocks (stride > 1), and the grid pairs, in m x m matmuls of
-    2 m^3 each. The LSTM's products cost half (diagonal c-columns of J) and it certifies
-    two views (full state and c -> c)."""
+    2 m^3 each, plus a fixed cost per pair that dominates at small n. The LSTM's products
+    cost half (diagonal c-columns of J) and it certifies two views (full state and c -> c)."""
     lstm = config.cell == "lstm"
     m = config.hidden * (2 if lstm else 1)
     T = config.seq_len
@@ -86,7 +91,7 @@ def analysis_flops(config: ExperimentConfig, stride: int) -> float:
     pair = PAIR_COST * (1.6 if lstm else 1.0)
     jacobians = 2 * T * JACOBIAN_COST[config.cell]  # built twice: map and backprop
     matmuls = config.lag + jacobians + product * (T if stride > 1 else 0) + pair * K * (K - 1) / 2
-    return matmuls * 2.0 * m**3
+    return matmuls * 2.0 * m**3 + PAIR_OVERHEAD_FLOPS * (2 if lstm else 1) * K * (K - 1) / 2
 
 
 def auto_stride(config: ExperimentConfig, budget_flops: float = APP_FLOP_BUDGET) -> int:
@@ -116,7 +121,7 @@ def pair_norms(cell: RecurrentCell, trace: Trace, config: ExperimentConfig, stri
     pairs = all_pairs(_first_sequence_jacobians(cell, trace, undefined), config.seq_len, cell.state_size,
                       views=_views(cell), stride=stride, rtol=_rtol(config), dtype=trace.z.dtype,
                       device=trace.z.device, progress=progress,
-                      diagonal_from=cell.hidden if isinstance(cell, LSTM) else None)
+                      diagonal_from=cell.hidden if isinstance(cell, LSTM) else None, before=undefined)
     if undefined is not None:
         pairs.undefined_from = undefined
         later = (pairs.grid[None, :] >= undefined) & (pairs.grid[:, None] < pairs.grid[None, :])  # t < s >= k
@@ -169,8 +174,9 @@ def undefined_from(cell: RecurrentCell, trace: Trace) -> int | None:
 
 def _first_sequence_jacobians(cell: RecurrentCell, trace: Trace, undefined: int | None = None) -> Callable:
     r"""steps (K,) -> (\hat J_k (K, m, m), log scales (K,)) of sequence 0, built for that sequence only
-    (:meth:`Trace.sequence`; J_k = e^{s_k} \hat J_k). Steps from ``undefined`` on stand in as the identity,
-    so the products stay finite: every number they touch is blanked afterwards (:func:`_blank_undefined`)."""
+    (:meth:`Trace.sequence`; J_k = e^{s_k} \hat J_k). Steps from ``undefined`` on stand in as zeros: the
+    products through them are exact zeros (the cheapest to certify), and every number they touch is blanked
+    afterwards (:func:`pair_norms`, :func:`_analyze`)."""
     first = trace.sequence(0)
 
     def jac(steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,8 +185,7 @@ def _first_sequence_jacobians(cell: RecurrentCell, trace: Trace, undefined: int 
         if undefined is not None:
             bad = steps >= undefined
             if bool(bad.any()):
-                eye = torch.eye(J.shape[-1], dtype=J.dtype, device=J.device)
-                J = torch.where(bad[:, None, None], eye, J)
+                J = torch.where(bad[:, None, None], 0.0, J)
                 logs = torch.where(bad, 0.0, logs)
         return J, logs
 
@@ -204,8 +209,13 @@ def lag_curve(config: ExperimentConfig, *, stride: int = 1, device: torch.device
     column of the map only (:func:`~explorer.jacobian.to_the_end`), e.g. for an overlay."""
     with backend.threads(backend.THREADS):
         cell, _, trace = _traced(config, device)
-        return to_the_end(_first_sequence_jacobians(cell, trace), config.seq_len, cell.state_size, stride=stride,
-                          rtol=_rtol(config), dtype=trace.z.dtype, device=trace.z.device, progress=progress)
+        undefined = undefined_from(cell, trace)
+        lags, spec, fro = to_the_end(_first_sequence_jacobians(cell, trace, undefined), config.seq_len,
+                                     cell.state_size, stride=stride, rtol=_rtol(config), dtype=trace.z.dtype,
+                                     device=trace.z.device, progress=progress)
+        if undefined is not None:  # every lag from T back passes the overflow
+            spec[1:], fro[1:] = np.nan, np.nan
+        return lags, spec, fro
 
 
 def overflow_warning(config: ExperimentConfig, step: int, state_independent: bool) -> str:
@@ -238,6 +248,13 @@ def _analyze(config: ExperimentConfig, stride: int, device, progress) -> Analysi
     contrib, grad_norms = contributions(cell, trace, jac)
     lag = config.lag
     singular = log10_singular_values(jac, T - lag, T, m, dtype=trace.z.dtype, device=device)
+    steps = pairs.grid[1:]
+    if stride == 1:  # the map's first diagonal: s = t + 1
+        per_step = pairs.log10_spectral["state"][np.arange(T), np.arange(1, T + 1)].copy()
+    else:
+        per_step = step_norms(jac, steps, m, rtol=_rtol(config), dtype=trace.z.dtype, device=device)
+        if undefined is not None:
+            per_step[steps >= undefined] = np.nan
     if undefined is not None:  # every delta_t, t < T, and every product ending at T pass step `undefined`
         contrib, grad_norms, singular = np.full_like(contrib, np.nan), _blank(grad_norms, 0), np.full_like(singular, np.nan)
         grad_norms[T] = math.log10(1.0)  # dL/dh_T = u, whatever h_T is: 1 / sqrt(n) per unit, norm 1
@@ -272,6 +289,7 @@ def _analyze(config: ExperimentConfig, stride: int, device, progress) -> Analysi
         eigenvalues=eig,
         bound_log10_rate=rate,
         extras=extras,
+        step_norms=(steps, per_step),
         overflow_step=overflow,
         warnings=warnings,
         seconds=time.perf_counter() - t0,
@@ -346,7 +364,8 @@ NULL_MEANS = {
                  "s is not in grid (the map's stride), when s >= undefined_from_step and t < s (undefined: the "
                  "forward pass overflowed, see warnings), or else when s >= exact_zero_from[t] (the product is "
                  "exactly zero: log10 = -inf)."),
-    "log10_values": ("In contributions_log10, grad_norms_log10 and singular_values_log10 a null is undefined when "
+    "log10_values": ("In contributions_log10, grad_norms_log10, singular_values_log10 and step_norms_log10 a null "
+                     "is undefined when "
                      "undefined_from_step is set (every value but grad_norms_log10[T] passes the overflow), else an "
                      "exact zero (log10 = -inf)."),
     "states": "In h, c and gates a null is a non-finite value or a step from overflow_step on (undefined).",
@@ -389,6 +408,7 @@ def to_json(result: Analysis) -> dict[str, Any]:
     out["contributions_log10"] = _matrix(result.contributions)[0]
     out["grad_norms_log10"] = _matrix(result.grad_norms)[0]
     out["singular_values_log10"] = {"lag": result.lag, "values": _matrix(result.singular_values)[0]}
+    out["step_norms_log10"] = {"steps": result.step_norms[0].tolist(), "values": _matrix(result.step_norms[1])[0]}
     out["eigenvalues_hh"] = [[float(z.real), float(z.imag)] for z in result.eigenvalues]
     rate = result.bound_log10_rate
     out["bound_log10_rate"] = rate if rate is not None and math.isfinite(rate) else None

@@ -216,6 +216,14 @@ TRAIN_SPECS: dict[str, Spec] = {
 }
 ALL_SPECS: dict[str, Spec] = {**SPECS, **TRAIN_SPECS}
 
+# How a page shows an experiment, not what it computes: in the URL and the widgets, never in the cache key.
+VIEW_SPECS: dict[str, Spec] = {
+    "scale": Spec(choices=("auto", "1", "2", "5", "10", "20", "50", "100", "200", "500"), label="colour scale (± decades)",
+                  help="auto fits each map to its data; a fixed range keeps colours comparable between configs "
+                       "(lock it while teaching: mild growth then looks mild)"),
+}
+VIEW_DEFAULTS = {"scale": "auto"}
+
 _TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name != "model"}
 _TYPES = {f.name: type(f.default) for f in dataclasses.fields(ExperimentConfig)}
 _TYPES.update({name: type(value) for name, value in _TRAIN_DEFAULTS.items()})
@@ -378,7 +386,7 @@ def from_query(query: Mapping[str, Any], *, train: bool = False) -> tuple[Experi
     warnings: list[str] = []
     specs = ALL_SPECS if train else SPECS
     for key in query:
-        if key not in specs:
+        if key not in specs and key not in VIEW_SPECS:
             warnings.append(f"Unknown parameter {_shown(str(key))} ignored.")
     base = TrainConfig() if train else ExperimentConfig()
     defaults = flat(base)
@@ -391,6 +399,20 @@ def from_query(query: Mapping[str, Any], *, train: bool = False) -> tuple[Experi
                 warnings.append(f"{err}; using the default {_format(defaults[name])}.")
     config, more = fit(base, **values)
     return config, warnings + more
+
+
+def view_from_query(query: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """The view settings of a URL query (``VIEW_SPECS``), each bad one a warning and its default."""
+    values, warnings = dict(VIEW_DEFAULTS), []
+    for name, spec in VIEW_SPECS.items():
+        if name in query:
+            raw = _first(query[name]).strip()
+            if raw in spec.choices:
+                values[name] = raw
+            else:
+                warnings.append(f"{name} must be one of {', '.join(spec.choices)}, got {_shown(raw)}; "
+                                f"using the default {VIEW_DEFAULTS[name]}.")
+    return values, warnings
 
 
 def fit(config: ExperimentConfig | TrainConfig, **changes: Any) -> tuple[Any, list[str]]:

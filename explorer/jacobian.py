@@ -401,7 +401,8 @@ def _block_products(jac: Jacobians, grid: np.ndarray, device, diagonal_from: int
 
 def all_pairs(jac: Jacobians, T: int, m: int, *, views: tuple[View, ...] = (View("state"),),
               stride: int = 1, rtol: float = 1e-5, dtype=torch.float32, device="cpu",
-              progress: Callable[[float], None] | None = None, diagonal_from: int | None = None) -> PairNorms:
+              progress: Callable[[float], None] | None = None, diagonal_from: int | None = None,
+              before: int | None = None) -> PairNorms:
     r"""log10 spectral and Frobenius norms of dz_s/dz_t for all grid pairs t <= s.
 
     ``jac(steps)`` returns the analytic J_k for 1-based ``steps`` (K,) as (K, m, m), or as
@@ -409,7 +410,8 @@ def all_pairs(jac: Jacobians, T: int, m: int, *, views: tuple[View, ...] = (View
     ``diagonal_from`` = c declares that columns c: of every J_k are diagonal blocks (the LSTM's
     dz_t/dc_{t-1}: diag(dh/dc) over diag(f)), which halves the cost of each product.
     ``stride`` > 1 keeps every grid_th time index (display resolution); each product is still
-    the exact product of every step in between.
+    the exact product of every step in between. ``before`` = k computes only the pairs with s < k
+    (the rest stay NaN: the steps from k on are undefined) and leaves J_k, J_k+1, .. unused.
     """
     grid = make_grid(T, stride)
     K = len(grid)
@@ -420,7 +422,8 @@ def all_pairs(jac: Jacobians, T: int, m: int, *, views: tuple[View, ...] = (View
         np.fill_diagonal(fro[v.name], 0.5 * math.log10(v.size(m)) if v.row_range == v.col_range else -np.inf)
     result = PairNorms(grid=grid, log10_spectral=spec, log10_frobenius=fro, rtol=rtol)
     tally = result.tally
-    if K < 2:
+    reach = K if before is None else int(np.searchsorted(grid, before))  # grid points whose pairs are computed
+    if reach < 2:
         return result
 
     itemsize = torch.empty((), dtype=dtype).element_size()
@@ -454,8 +457,8 @@ def all_pairs(jac: Jacobians, T: int, m: int, *, views: tuple[View, ...] = (View
         settled = {v.name: 0.0 for v in views}  # share certified at the previous lag (lag 1: flat)
         powered = {v.name: 0.0 for v in views}  # share the power step settled when last tried
         orthonormal = {v.name: True for v in views}  # the warm block's rows (not after a power step)
-        for L in range(1, K - a0):
-            a_end = min(a1, K - L)  # start indices a with a + L <= K - 1
+        for L in range(1, reach - a0):
+            a_end = min(a1, reach - L)  # start indices a with a + L <= reach - 1
             nb = a_end - a0
             factor, B_log = blocks(a0 + L, a_end + L, P is None)
             P = factor.clone() if P is None else _times(factor, P[:nb])
@@ -491,11 +494,11 @@ def all_pairs(jac: Jacobians, T: int, m: int, *, views: tuple[View, ...] = (View
                 fro[v.name][rows_i, cols_i] = log10_fro.cpu().numpy()
             report(nb)
 
-    chunk = max(1, min(K - 1, CHUNK_BYTES // (3 * m * m * itemsize)))
-    for a0 in range(0, K - 1, chunk):
-        a1 = min(a0 + chunk, K - 1)
-        _run_split(sweep, a0, a1, K, tally, device, progress,
-                   done_before=_pairs_from(a0, K), total=_pairs_from(K - 1, K))
+    chunk = max(1, min(reach - 1, CHUNK_BYTES // (3 * m * m * itemsize)))
+    for a0 in range(0, reach - 1, chunk):
+        a1 = min(a0 + chunk, reach - 1)
+        _run_split(sweep, a0, a1, reach, tally, device, progress,
+                   done_before=_pairs_from(a0, reach), total=_pairs_from(reach - 1, reach))
     return result
 
 
@@ -597,6 +600,22 @@ def log10_singular_values(jac: Jacobians, t: int, s: int, m: int, dtype=torch.fl
     P, log_scale = product(jac, t, s, m, dtype=dtype, device=device)
     with np.errstate(divide="ignore"):
         return np.log10(torch.linalg.svdvals(P.double()).cpu().numpy()) + log_scale * LOG10E
+
+
+def step_norms(jac: Jacobians, steps: np.ndarray, m: int, *, rtol: float = 1e-5, dtype=torch.float32,
+               device="cpu") -> np.ndarray:
+    """log10 ||J_k||_2 of single steps k in ``steps`` (K,), certified like the map's (cold start), (K,)."""
+    if len(steps) == 0:
+        return np.zeros(0)
+    J, logs = scaled(jac, torch.as_tensor(steps, device=device))
+    J = J.to(dtype)
+    norms = torch.linalg.vector_norm(J, dim=(1, 2))
+    J = J / torch.where(norms > 0, norms, 1)[:, None, None]
+    sigma2, _ = certified_spectral(J, _unit_start(len(steps), m, dtype, device),
+                                   (norms > 0).to(dtype), rtol, Tally())
+    with np.errstate(divide="ignore"):
+        return (np.log(norms.double().cpu().numpy()) + logs.cpu().numpy()
+                + 0.5 * np.log(sigma2.double().cpu().numpy())) * LOG10E
 
 
 def to_the_end(jac: Jacobians, T: int, m: int, *, stride: int = 1, rtol: float = 1e-5,

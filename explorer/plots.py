@@ -12,15 +12,21 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-FONT = dict(size=16)
+# a system font: a PNG export renders off-screen without the page's web fonts, and legend entries sized for
+# one font overlapped in the other
+FONT = dict(size=16, family="Arial, Liberation Sans, Helvetica, sans-serif")
 DIVERGING = "RdBu_r"  # blue below 0 (vanishing), red above (exploding)
 GATE_SCALE = "Viridis"
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f")
 
 
 def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 460) -> go.Figure:
-    fig.update_layout(template="plotly_white", font=FONT, height=height, title=dict(text=title, x=0.01),
-                      margin=dict(l=70, r=30, t=60, b=60), legend=dict(orientation="h", y=-0.18))
+    # the legend sits between the title and the plot, sized by Plotly (automargin): below the x axis a
+    # wrapped legend overlapped the axis title, and a PNG export cut it off
+    fig.update_layout(template="plotly_white", font=FONT, height=height,
+                      title=dict(text=title, x=0.01, y=1, yanchor="top", yref="container", pad=dict(t=12)),
+                      margin=dict(l=70, r=30, t=105 if sum(t.showlegend is not False for t in fig.data) > 1 else 60, b=60),
+                      legend=dict(orientation="h", x=0, xanchor="left", y=1.03, yanchor="bottom"))
     fig.update_xaxes(title_text=x)
     fig.update_yaxes(title_text=y)
     return fig
@@ -40,24 +46,28 @@ def _finite_or_nan(a: np.ndarray) -> np.ndarray:
 
 
 def jacobian_heatmap(grid: np.ndarray, log10_map: np.ndarray, *, title: str, quantity: str = "log10 ‖∂h_s/∂h_t‖₂",
-                     max_cells: int = 300) -> go.Figure:
+                     max_cells: int = 300, limit: float | None = None) -> go.Figure:
     """Heatmap of ``log10_map[i, j]`` = log10 norm of dz_{grid[j]}/dz_{grid[i]} over (t, s).
 
     x is the start t (where the gradient arrives), y the end s (where it starts); only t <= s
-    exists. Exact zeros (-inf) and t > s are left blank.
+    exists. Exact zeros (-inf), undefined pairs (NaN) and t > s are left blank, with no hover.
+    The diverging scale is centred at 0 and spans ±``limit`` decades (None: the data's largest |value|);
+    values beyond a fixed limit take the end colours.
     """
     keep = decimate(len(grid), max_cells)
     z = _finite_or_nan(log10_map[np.ix_(keep, keep)].T).astype(np.float32)  # rows = s, cols = t
-    limit = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
+    if limit is None:
+        limit = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
     fig = go.Figure(go.Heatmap(
-        x=grid[keep], y=grid[keep], z=z, colorscale=DIVERGING, zmid=0.0, zmin=-limit, zmax=limit,
-        colorbar=dict(title=dict(text="log10", side="right")),
+        x=grid[keep], y=grid[keep], z=z, colorscale=DIVERGING, zmid=0.0, zmin=-limit, zmax=limit, hoverongaps=False,
+        colorbar=dict(title=dict(text="log10", side="top"), ticks="outside"),
         hovertemplate="t = %{x}<br>s = %{y}<br>" + quantity + " = %{z:.3f}<extra></extra>"))
     return _layout(fig, title, "t (earlier step)", "s (later step)", height=560)
 
 
 def lag_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, title: str,
-               bound: tuple[np.ndarray, np.ndarray] | None = None, y: str = "log10 ‖∂h_T/∂h_(T−k)‖₂") -> go.Figure:
+               bound: tuple[np.ndarray, np.ndarray] | None = None, y: str = "log10 ‖∂h_T/∂h_(T−k)‖₂",
+               bound_name: str = "bound k·log10(γ σ_max)") -> go.Figure:
     """log10 norm against lag k for one or more named series, with the optional bound."""
     fig = go.Figure()
     for i, (name, (lags, values)) in enumerate(curves.items()):
@@ -66,7 +76,7 @@ def lag_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, title: st
                                            dash=("solid", "dash", "dot", "dashdot")[i % 4]),
                                  hovertemplate="k = %{x}<br>%{y:.3f}<extra>" + name + "</extra>"))
     if bound is not None:
-        fig.add_trace(go.Scatter(x=bound[0], y=_finite_or_nan(bound[1]), name="bound k·log10(γ σ_max)",
+        fig.add_trace(go.Scatter(x=bound[0], y=_finite_or_nan(bound[1]), name=bound_name,
                                  mode="lines", line=dict(color="black", dash="dash", width=2)))
     fig.add_hline(y=0, line=dict(color="grey", width=1))
     return _layout(fig, title, "lag k = T − t", y)
@@ -81,13 +91,44 @@ def contributions_figure(log10_terms: np.ndarray, *, title: str) -> go.Figure:
     weights = np.where(finite, 10.0 ** (np.where(finite, log10_terms, top) - top), 0.0)
     share = np.cumsum(weights[::-1])[::-1] / max(weights.sum(), 1e-300)
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Bar(x=steps, y=_finite_or_nan(log10_terms), name="log10 ‖C_t‖", marker_color=PALETTE[0],
-                         hovertemplate="t = %{x}<br>log10 ‖C_t‖ = %{y:.3f}<extra></extra>"), secondary_y=False)
-    fig.add_trace(go.Scatter(x=steps, y=share, name="share of Σ‖C‖ from steps ≥ t", mode="lines",
-                             line=dict(color=PALETTE[1], width=3)), secondary_y=True)
-    fig.update_yaxes(title_text="share", range=[0, 1.05], secondary_y=True)
-    _layout(fig, title, "step t", "log10 ‖C_t‖_F")
+    fig.add_trace(go.Bar(x=steps, y=_finite_or_nan(log10_terms), name="log10 ‖C_t‖_F (left)", marker_color=PALETTE[0],
+                         hovertemplate="t = %{x}<br>log10 ‖C_t‖_F = %{y:.3f}<extra></extra>"), secondary_y=False)
+    fig.add_trace(go.Scatter(x=steps, y=share, name="share of Σ‖C‖ from steps ≥ t (right)", mode="lines",
+                             line=dict(color=PALETTE[1], width=3),
+                             hovertemplate="t = %{x}<br>%{y:.1%} of Σ‖C‖ from steps ≥ t<extra></extra>"),
+                  secondary_y=True)
+    _layout(fig, title, "step t", "")
+    fig.update_yaxes(title_text="log10 ‖C_t‖_F", secondary_y=False)
+    fig.update_yaxes(title_text="share from steps ≥ t", range=[0, 1.05], tickformat=".0%", dtick=0.25,
+                     showgrid=False, secondary_y=True)
     return fig
+
+
+def step_norms_figure(steps: np.ndarray, log10_norms: np.ndarray, *, title: str) -> go.Figure:
+    """log10 ||J_k||_2 of single steps against k, with the line of ||J_k|| = 1."""
+    fig = go.Figure(go.Scatter(x=steps, y=_finite_or_nan(log10_norms), mode="lines+markers" if len(steps) < 60 else "lines",
+                               name="log10 ‖J_k‖₂", line=dict(color=PALETTE[0], width=3),
+                               hovertemplate="k = %{x}<br>log10 ‖J_k‖₂ = %{y:.4f}<extra></extra>"))
+    fig.add_hline(y=0, line=dict(color="grey", width=2), annotation_text="‖J_k‖₂ = 1",
+                  annotation_position="top left")
+    return _layout(fig, title, "step k", "log10 ‖J_k‖₂", height=360)
+
+
+def gate_spread_figure(gates: Mapping[str, np.ndarray], *, title: str) -> go.Figure:
+    """Per gate (T, n) and step: the median over units (line) and the middle half (band)."""
+    fig = go.Figure()
+    for i, (name, values) in enumerate(gates.items()):
+        steps = np.arange(1, values.shape[0] + 1)
+        q25, q50, q75 = np.nanpercentile(values, [25, 50, 75], axis=1) if values.size else (steps * 0.0,) * 3
+        color = PALETTE[i % len(PALETTE)]
+        fig.add_trace(go.Scatter(x=np.r_[steps, steps[::-1]], y=np.r_[q75, q25[::-1]], fill="toself", mode="lines",
+                                 line=dict(width=0), fillcolor=color, opacity=0.2, hoverinfo="skip",
+                                 showlegend=False, legendgroup=name))
+        fig.add_trace(go.Scatter(x=steps, y=q50, mode="lines", name=f"gate {name}", legendgroup=name,
+                                 line=dict(color=color, width=3),
+                                 hovertemplate=f"t = %{{x}}<br>median {name} = %{{y:.3f}}<extra></extra>"))
+    fig.update_yaxes(range=[-1.02, 1.02] if any(np.nanmin(v) < 0 for v in gates.values() if v.size) else [0, 1.02])
+    return _layout(fig, title, "step t", "gate value")
 
 
 def eigenvalue_figure(eigenvalues: np.ndarray, *, title: str, names: Sequence[str] = ("W_hh",)) -> go.Figure:

@@ -274,3 +274,32 @@ def test_a_linear_cell_keeps_its_maps_when_its_state_overflows():
     data = json.loads(proc.stdout)
     assert data["undefined_from_step"] is None and data["overflow_step"] == result.overflow_step
     assert data["jacobian"]["log10_spectral"][0][600] == pytest.approx(600 * math.log10(1.5), abs=1e-5)
+
+
+def test_the_page_warns_of_an_overflow_and_shows_undefined_not_a_number():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "Overview.py"), default_timeout=60)
+    at.query_params.update({"activation": "relu", "init": "gaussian", "gain": "3", "seq_len": "200", "hidden": "16"})
+    at.switch_page("pages/1_Simple_RNN.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    warned = [str(w.value) for w in at.warning if "overflowed at step" in str(w.value)]
+    assert len(warned) == 1 and "float64" in warned[0] and "smaller gain" in warned[0]
+    metric = [m for m in at.metric if m.label.startswith("log10 ‖∂h_T/∂h_0‖")][0]
+    step = int(warned[0].split("overflowed at step ")[1].split(":")[0])
+    assert metric.value == "undefined" and metric.proto.delta == f"overflow at step {step}"
+
+
+@pytest.mark.parametrize("stride", [1, 7])
+@pytest.mark.parametrize("kw", [dict(), dict(residual=True), dict(norm="layer"), dict(cell="gru"), dict(cell="lstm")])
+def test_single_step_norms_are_the_jacobians_spectral_norms(stride, kw):
+    """||J_k||_2 at the map's grid steps, against float64 matrix_norm(ord=2) of the float64 net's Jacobians."""
+    cfg = ExperimentConfig(seq_len=30, hidden=6, dtype="float64", **kw)
+    result = analyze(cfg, stride=stride)
+    cell, _, trace = forward(cfg)
+    steps, values = result.step_norms
+    assert steps.tolist() == result.pairs.grid[1:].tolist()
+    J = cell.jacobians(trace, torch.as_tensor(steps))[:, 0]
+    expected = torch.log10(torch.linalg.matrix_norm(J, ord=2)).numpy()
+    assert np.abs(values - expected).max() < 1e-9

@@ -88,12 +88,13 @@ def test_sidebar_path_carries_shared_settings_and_keeps_each_pages_own(page, str
 
 
 def travel(page, move, title: str) -> None:
-    """Back or forward until ``title`` shows. Streamlit's sidebar link pushes the page's bare path
-    before the script writes its query, so each visit leaves two entries: the bare one shows the
-    same page, whole and at the same config (checked here), and one more step goes on."""
+    """Back or forward until ``title`` shows. Streamlit's sidebar link records the page's address (bare,
+    or with the last page's query) before the script writes its own query, so a visit leaves two or,
+    when the two race, three entries: each shows the same page, whole and with its own config (checked
+    here), and another step goes on."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    for _ in range(2):
+    for _ in range(3):
         move()
         with contextlib.suppress(PlaywrightTimeout):  # the bare entry keeps the title: a short wait, then on
             page.wait_for_function("t => document.title.startsWith(t)", arg=title, timeout=4000)
@@ -103,7 +104,7 @@ def travel(page, move, title: str) -> None:
             wait_for_app(page, charts=title != "Training Lab")
             return
         assert query(page), f"a history entry without a config: {page.url}"
-    raise AssertionError(f"two steps did not reach {title}: at {page.title()} ({page.url})")
+    raise AssertionError(f"three steps did not reach {title}: at {page.title()} ({page.url})")
 
 
 def test_a_link_opened_in_a_fresh_browser_reproduces_the_page(chromium, streamlit_server):
@@ -202,3 +203,25 @@ def test_downloads_one_after_another_all_arrive_named_and_carrying_the_config(pa
     settings = json.loads(download("config (JSON)", f"{stem}_config.json").read_text())
     assert settings["seed"] == 6 and settings["cell"] == "lstm"
     assert_healthy(page, page.url)
+
+
+def test_a_charts_png_export_is_named_by_page_quantity_and_settings(page, streamlit_server, tmp_path):
+    """Plotly's own "Download plot as a PNG" (the chart's mode bar) gives a file named like the data files,
+    at twice the on-screen size (projector-friendly), a real PNG."""
+    import struct
+
+    page.goto(f"{streamlit_server}/Simple_RNN?seq_len=40&seed=2", timeout=LOAD_TIMEOUT_MS)
+    wait_for_app(page, charts=True)
+    chart = page.locator("[data-testid='stPlotlyChart']").nth(2)  # the lag curve: three legend entries
+    chart.scroll_into_view_if_needed()
+    chart.hover()
+    with page.expect_download(timeout=LOAD_TIMEOUT_MS) as info:
+        chart.locator(".modebar-btn[data-title^='Download plot']").click()
+    assert info.value.suggested_filename == "rnn_T40_n64_seed2_lag.png"
+    path = tmp_path / info.value.suggested_filename
+    info.value.save_as(path)
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    shown = chart.locator(".js-plotly-plot").bounding_box()
+    assert abs(width - 2 * shown["width"]) <= 4 and abs(height - 2 * shown["height"]) <= 4, (width, height, shown)
