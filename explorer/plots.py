@@ -206,6 +206,29 @@ def state_heatmap(values: np.ndarray, *, title: str, name: str, max_cells: int =
     return _layout(fig, title, "step t", "unit")
 
 
+def log_ticks(values: Sequence[np.ndarray], most: int = 6) -> dict:
+    """Settings for a log axis over ``values`` (non-positive and non-finite ignored): the range of the
+    data, padded, and its labels: over 1.5 decades or more, one per decade (or per k decades, so that
+    at most ``most`` show; below 4 decades with unlabelled grid lines at 2..9 x 10^k); over half a
+    decade or more, 1, 2, 5 x 10^k; below that, about five in plain numbers."""
+    flat = np.concatenate([np.ravel(np.asarray(v, dtype=np.float64)) for v in values]) if len(values) else np.empty(0)
+    flat = flat[np.isfinite(flat) & (flat > 0)]
+    if not flat.size:
+        return dict(type="log")
+    lo, hi = float(np.log10(flat.min())), float(np.log10(flat.max()))
+    span = hi - lo
+    pad = max(0.05 * span, 0.02)
+    axis = dict(type="log", range=[lo - pad, hi + pad])
+    small = flat.max() < 1e-3  # plain decimals would be long: 0.0000031
+    if span >= 1.5:
+        dtick = int(np.ceil((span + 2 * pad) / most))
+        minor = dict(dtick="D1", showgrid=True, gridcolor="#f2f2f2") if dtick == 1 and span < 4 else {}
+        return {**axis, "tick0": 0, "dtick": dtick, "exponentformat": "power", "minor": minor}
+    if span >= 0.5:
+        return {**axis, "dtick": "D2", "tickformat": ".1~e" if small else ".3~g"}
+    return {**axis, "nticks": 5, "tickformat": ".3~e" if small else ".4~g"}
+
+
 def loss_figure(runs: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], baseline: float, *,
                 title: str) -> go.Figure:
     """Training and evaluation loss per run (steps, loss, eval loss), with the trivial baseline."""
@@ -216,9 +239,11 @@ def loss_figure(runs: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], b
                                  line=dict(color=color, width=1.5), opacity=0.6))
         fig.add_trace(go.Scatter(x=steps, y=_finite_or_nan(eval_loss), name=f"{name}: eval", mode="lines",
                                  line=dict(color=color, width=3)))
-    fig.add_hline(y=baseline, line=dict(color="black", dash="dash"),
-                  annotation_text=f"baseline {baseline:.4g}", annotation_position="top right")
-    fig.update_yaxes(type="log", tickformat=".2g")
+    fig.add_hline(y=baseline, line=dict(color="black", dash="dash"))
+    if baseline > 0:  # on a log axis an annotation's y is log10 of the value (a shape's is the value)
+        fig.add_annotation(x=1, xref="x domain", y=float(np.log10(baseline)), yref="y", showarrow=False,
+                           text=f"baseline {baseline:.4g}", xanchor="right", yanchor="bottom")
+    fig.update_yaxes(**log_ticks([v for _, loss, eval_loss in runs.values() for v in (loss, eval_loss)] + [[baseline]]))
     return _layout(fig, title, "training step", "loss")
 
 
@@ -239,16 +264,28 @@ def series_figure(runs: Mapping[str, tuple[np.ndarray, np.ndarray]], *, title: s
         fig.add_trace(go.Scatter(x=x, y=_finite_or_nan(values), name=name, mode="lines",
                                  line=dict(color=PALETTE[i % len(PALETTE)], width=3)))
     if log_y:
-        fig.update_yaxes(type="log", tickformat=".4~g")  # narrow ranges need the 4th digit
+        fig.update_yaxes(**log_ticks([values for _, values in runs.values()]))
     return _layout(fig, title, "training step", y)
 
 
-def singular_values_over_training(steps: np.ndarray, values: np.ndarray, *, title: str) -> go.Figure:
-    """Each singular value of W_hh (columns of ``values``, records x n) over training."""
+def singular_values_over_training(steps: np.ndarray, values: np.ndarray, *, title: str,
+                                  min_span: float = 0.1) -> go.Figure:
+    """Each singular value of W_hh (columns of ``values``, records x n) over training.
+
+    The y axis covers the data and the line σ = 1, padded, and is never narrower than
+    ``min_span``: values orthogonal to rounding (1 ± 1e-6) must not look spread apart.
+    """
     fig = go.Figure()
     for i in decimate(values.shape[1], 64):
         fig.add_trace(go.Scatter(x=steps, y=values[:, i], mode="lines", showlegend=False,
                                  line=dict(width=1.5, color=PALETTE[0]), opacity=0.5,
-                                 hovertemplate=f"σ_{i + 1}" + " = %{y:.4f}<extra></extra>"))
+                                 hovertemplate=f"σ_{i + 1}" + " = %{y:.7g}<extra></extra>"))
     fig.add_hline(y=1.0, line=dict(color="black", dash="dash"))
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size:
+        lo, hi = min(float(finite.min()), 1.0), max(float(finite.max()), 1.0)
+        half = max(0.55 * (hi - lo), 0.5 * min_span)
+        mid = 0.5 * (lo + hi)
+        fig.update_yaxes(range=[max(mid - half, 0.0) if lo >= 0 else mid - half, mid + half])
     return _layout(fig, title, "training step", "σ_i(W_hh)")

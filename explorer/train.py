@@ -4,9 +4,9 @@ Model. The cell of ``build_cell(config.model.replace(input_size=d_task))`` and a
 read-out y_t = W_o h_t + b_o (``nn.Linear(n, out)`` shapes, drawn from the private stream
 ``generator(seed, 3)`` with torch's default U(-1/sqrt(n), 1/sqrt(n))). When the cell is
 exactly a ``torch.nn`` module (rnn with tanh/relu, no residual, no norm; the full LSTM;
-the GRU) and no Riemannian parametrisation is asked for, the training forward runs in
-``torch.nn.RNN/LSTM/GRU`` with the cell's state dict (identical names): same numbers,
-fused kernels. Otherwise our cell's differentiable ``run`` trains.
+the GRU), the training forward runs in ``torch.nn.RNN/LSTM/GRU`` with the cell's state dict
+(identical names): same numbers, fused kernels. Otherwise our cell's differentiable ``run``
+trains.
 
 Objective, with the task loss of :mod:`explorer.tasks` and the n x n gate blocks W_b of W_hh
 (b = 1..G; G = 1 RNN, 4 LSTM, 3 GRU):
@@ -18,7 +18,10 @@ Objective, with the task loss of :mod:`explorer.tasks` and the n x n gate blocks
 Riemannian option (``orthogonal_param`` = matrix_exp | cayley, simple RNN only):
 ``torch.nn.utils.parametrizations.orthogonal`` keeps W_hh = B \phi(A) on the orthogonal
 group, A skew-symmetric, \phi = exp or the Cayley map; an initial W_hh that is not
-orthogonal is projected onto the group (QR) when the parametrisation is registered.
+orthogonal is projected onto the group (QR) when the parametrisation is registered. B stays
+fixed and A is trained (torch's static trivialisation). The map is evaluated once per
+optimiser step and that W_hh is substituted into an unparametrised twin (on the CPU, the
+fused ``torch.nn.RNN`` where it computes the cell), so the T' steps of the sequence share it.
 
 Recording, every ``record_every`` steps and at the last step, on a fixed eval batch of
 256 sequences (drawn first from ``generator(seed, 2)``; the training batches follow from
@@ -40,6 +43,7 @@ Non-finite loss or gradient norm: the optimiser step is skipped and an event
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -110,14 +114,17 @@ def eval_batch(config: TrainConfig) -> tuple[Tensor, Tensor]:
 
 
 class _Runner(nn.Module):
-    """Wraps ``cell.run`` as a forward, so ``functional_call`` can substitute W_hh."""
+    """x (T', B, d) -> h (T', B, n) of our cell's ``run`` or of a ``torch.nn`` RNN/LSTM/GRU, as a
+    module whose tensors ``functional_call`` can substitute (keys ``core.<torch.nn name>``)."""
 
-    def __init__(self, cell: RecurrentCell):
+    def __init__(self, core: nn.Module):
         super().__init__()
-        self.cell = cell
+        self.core = core
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.cell.run(x).h[1:]
+        if isinstance(self.core, RecurrentCell):
+            return self.core.run(x).h[1:]
+        return self.core(x)[0]
 
 
 class _Model:
@@ -134,7 +141,7 @@ class _Model:
             bound = 1.0 / math.sqrt(n)
             for p in (self.readout.weight, self.readout.bias):
                 p.copy_(torch.empty(p.shape, dtype=dtype).uniform_(-bound, bound, generator=gen).to(dev))
-        kind = torch_module(self.model_config) if config.orthogonal_param == "none" else None
+        kind = torch_module(self.model_config)
         self.fast: nn.Module | None = None
         if kind is not None:
             kw = {"nonlinearity": self.model_config.activation} if kind == "RNN" else {}
@@ -142,9 +149,17 @@ class _Model:
             self.fast = getattr(nn, kind)(self.model_config.input_size, n, device="meta", dtype=dtype,
                                           **kw).to_empty(device=dev)
             self.fast.load_state_dict(self.cell.state_dict())
+        self.engine: _Runner | None = None
         if config.orthogonal_param != "none":
+            # The parametrised cell holds the trained tensors; an unparametrised twin (torch.nn's
+            # fused module where it computes this cell) runs the sequence with W_hh = B phi(A)
+            # evaluated once per step and substituted (see forward). Not torch.nn's module on
+            # CUDA: there it re-flattens the tensors it is given for cuDNN at each call, in place.
+            fused = self.fast is not None and dev.type == "cpu"
+            self.engine = _Runner(self.fast if fused else copy.deepcopy(self.cell))
+            self.engine.requires_grad_(False)
+            self.fast = None
             parametrizations.orthogonal(self.cell, "weight_hh_l0", orthogonal_map=config.orthogonal_param)
-        self.runner = _Runner(self.cell)
 
     def parameters(self) -> list[nn.Parameter]:
         core = self.fast if self.fast is not None else self.cell
@@ -154,11 +169,17 @@ class _Model:
         """x (T', B, d) -> h (T', B, n) for steps 1..T', and W_hh (G n, n) in the graph."""
         if self.fast is not None:
             return self.fast(x)[0], self.fast.weight_hh_l0
-        if parametrize.is_parametrized(self.cell, "weight_hh_l0"):
-            # one evaluation of the map per forward; parametrize.cached() would be
-            # process-global state shared with concurrent sessions
+        if self.engine is not None:
+            # One evaluation of the map per step, substituted into an unparametrised twin. Not
+            # parametrize.cached(): its flag and dict are module globals of torch, so a session
+            # inside it would hand other sessions' parametrisations stale values. Nor
+            # functional_call on the parametrised cell itself: it assigns W through the
+            # parametrisation's setter (right_inverse: base <- W, A <- 0), and the unrolled
+            # sequence then evaluates the map again at every time step, forward and backward.
             W = self.cell.weight_hh_l0
-            return functional_call(self.runner, {"cell.weight_hh_l0": W}, (x,)), W
+            tensors = {f"core.{name}": W if name == "weight_hh_l0" else getattr(self.cell, name)
+                       for name, _ in self.engine.core.named_parameters()}
+            return functional_call(self.engine, tensors, (x,)), W
         return self.cell.run(x).h[1:], self.cell.weight_hh_l0
 
     def tensors(self) -> dict[str, Tensor]:

@@ -26,13 +26,11 @@ st.caption(f"Task: **{config.task}** at T = {config.model.seq_len}. "
 left, right, _ = st.columns([1, 1, 4])
 start = left.button("▶ Train", type="primary", key="lab_start")
 right.button("■ Stop", key="lab_stop", help="Stops the run; the steps so far stay on screen.")
-result = ui.training(config, start)
-if result is None and "lab_partial" in st.session_state:
-    result = st.session_state["lab_partial"]
-    st.warning(f"Stopped at step {result.history[-1]['step']} of {config.steps}: showing the run so far (not cached).")
+result = ui.training(config, start)  # trained now, or any session's finished run from the server's cache
 if result is None:
-    st.info("Press **Train** to start. Finished runs are cached by their config, so a shared link re-trains at once "
-            "only if nobody has run it yet.")
+    result = ui.stopped_run(config)  # the steps so far of a stopped run, with a message saying so
+if result is None:
+    st.info(ui.train_prompt(config))
     st.stop()
 
 report = ui.Report(config)
@@ -40,7 +38,11 @@ runs = {ui.run_label(config): result}
 done = st.session_state.get("lab_done", {})
 others = [label for label in done if label != ui.run_label(config)]
 for label in st.multiselect("Overlay other finished runs (e.g. tanh RNN vs LSTM, λ = 0 vs λ = 0.1)", others):
-    runs[label] = ui.training(done[label], start=True)
+    overlay = ui.cached_run(done[label])
+    if overlay is None:
+        st.caption(f"{label}: no longer in the server's cache; open its settings and press Train to see it again.")
+    else:
+        runs[label] = overlay
 steps = ui.history(result, "step")[0]
 
 report.chart(ui.loss_chart(runs),
@@ -48,16 +50,19 @@ report.chart(ui.loss_chart(runs),
          "Escaping it below the baseline means the long-range dependency was learnt.",
          [report.csv("history (CSV)", "history", {k: [h[k] for h in result.history] for k in result.history[0]}),
           ("run (JSON)", json_bytes(train_to_json(result)), file_name(config, "run", "json"))], key="loss")
-report.chart(plots.grad_flow_heatmap(steps, result.grad_flow, title="Gradient flow log10 ‖∂L/∂h_t‖ during training"),
+report.chart(ui.flow_chart(result),
          "Each row is one moment of training; each column a time step. Dark on the left means the loss cannot "
          "reach early inputs: the picture of vanishing gradients while learning.",
          [report.npz("gradient flow (NPZ)", "grad_flow", lambda: {"step": steps, "log10_grad": result.grad_flow})], key="flow",
          latex=r"\frac{\partial L}{\partial h_t} = \frac{\partial L}{\partial h_T}\prod_{k=t+1}^{T}\frac{\partial h_k}{\partial h_{k-1}}")
 left, right = st.columns(2)
 with left:
+    deviation = ui.orthogonality_deviation(result) if config.model.cell == "rnn" else None
     report.chart(plots.singular_values_over_training(steps, result.singular_values, title="Singular values of W_hh"),
              "Orthogonal W_hh has every σ_i = 1 (dashed). The regulariser pulls them towards 1; the Riemannian "
-             "parametrisation keeps them there exactly.",
+             "parametrisation keeps them there, to rounding."
+             + (f" Largest deviation from orthogonality over the run: **max_i |σ_i − 1| = {deviation[0]:.3g}** "
+                f"(step {deviation[1]})." if deviation else ""),
              [report.csv("singular values (CSV)", "singular_values",
                         {"step": steps, **{f"sigma_{i + 1}": result.singular_values[:, i]
                                            for i in range(result.singular_values.shape[1])}})], key="sv")

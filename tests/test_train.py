@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils import parametrizations, parametrize
 
 from explorer import backend, tasks
 from explorer import train as train_mod
@@ -70,6 +71,68 @@ def test_riemannian_stays_orthogonal_and_moves(orth_map, init):
     np.testing.assert_allclose(result.singular_values, 1.0, atol=1e-4)
     assert np.abs(W1 - W0).max() > 1e-2  # it trained
     assert "parametrizations.weight_hh_l0.original" not in result.weights_final
+
+
+def _count_map_evaluations(monkeypatch) -> list:
+    """Each evaluation of the orthogonal map (the parametrisation's forward) appends to the list."""
+    calls, real = [], parametrizations.orthogonal
+
+    def counted(module, name, **kw):
+        real(module, name, **kw)
+        module.parametrizations[name][0].register_forward_hook(lambda *args: calls.append(1))
+        return module
+
+    monkeypatch.setattr(train_mod.parametrizations, "orthogonal", counted)
+    return calls
+
+
+@pytest.mark.parametrize("orth_map", ["matrix_exp", "cayley"])
+@pytest.mark.parametrize("model", [{}, {"activation": "sigmoid"}])  # torch.nn.RNN's kernel; our cell.run
+def test_riemannian_evaluates_the_map_once_per_step(monkeypatch, orth_map, model):
+    """The map is evaluated once per optimiser step (its backward once too), not at each of the T'
+    steps of the sequence: one W_hh serves the whole unrolled forward. Plus one per weights snapshot
+    (the initial weights and each record)."""
+    calls = _count_map_evaluations(monkeypatch)
+    config = small(steps=12, record_every=4, **model).replace(orthogonal_param=orth_map)
+    result = train(config)
+    assert len(result.history) == 3
+    assert len(calls) == config.steps + 1 + len(result.history)
+    assert not parametrize._cache_enabled  # no process-global cache was switched on
+
+
+@pytest.mark.parametrize("orth_map", ["matrix_exp", "cayley"])
+def test_riemannian_fused_kernel_equals_our_cell(monkeypatch, orth_map):
+    """A Riemannian tanh RNN trains through torch.nn.RNN's kernel with the map's W_hh substituted;
+    our cell's run with the same W_hh gives the same run."""
+    config = small(steps=10, record_every=5, init="orthogonal").replace(orthogonal_param=orth_map, lr=1e-2)
+    model = train_mod._Model(config, torch.device("cpu"))
+    assert isinstance(model.engine.core, nn.RNN)
+    fast = train(config)
+    monkeypatch.setattr(train_mod, "torch_module", lambda model: None)
+    assert isinstance(train_mod._Model(config, torch.device("cpu")).engine.core, train_mod.RecurrentCell)
+    slow = train(config)
+    for a, b in zip(fast.history, slow.history):
+        assert a["eval_loss"] == pytest.approx(b["eval_loss"], rel=1e-4)
+        assert a["ortho_error"] < 1e-4 and b["ortho_error"] < 1e-4
+    np.testing.assert_allclose(fast.weights_final["weight_hh_l0"], slow.weights_final["weight_hh_l0"], atol=1e-4)
+    assert np.abs(fast.weights_final["weight_hh_l0"] - fast.weights_init["weight_hh_l0"]).max() > 1e-3
+
+
+def test_riemannian_forward_uses_the_maps_value():
+    """The forward's h is the cell run with W_hh = B phi(A) as the parametrisation evaluates it, and
+    the gradient reaches the parametrisation's original tensor."""
+    config = small(init="orthogonal").replace(orthogonal_param="matrix_exp")
+    model = train_mod._Model(config, torch.device("cpu"))
+    with torch.no_grad():  # move A off zero, so that W_hh = B exp(A) differs from its base
+        model.cell.parametrizations.weight_hh_l0.original.add_(0.1 * _randn(8, 8).float())
+    x, _ = tasks.make_batch("adding", 12, 16, backend.generator(4, 2))
+    h, W = model.forward(x)
+    reference = build_cell(model.model_config)
+    reference.load_state_dict({k: v for k, v in model.tensors().items() if not k.startswith("readout.")})
+    torch.testing.assert_close(W.detach(), model.tensors()["weight_hh_l0"])
+    torch.testing.assert_close(h.detach(), reference.run(x).h[1:], rtol=1e-5, atol=1e-6)
+    h.sum().backward()
+    assert model.cell.parametrizations.weight_hh_l0.original.grad.abs().max() > 0
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
