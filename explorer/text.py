@@ -51,10 +51,14 @@ CAPTIONS: tuple[Caption, ...] = (
             "Batch norm divides each unit by its spread over the batch at that step (statistics held fixed), "
             "which cancels the scale of $W_{{hh}}$ too."),
     # --- LSTM and GRU: the all-pairs map
-    Caption("map", lambda v: v["cell"] == "lstm",
+    Caption("map", lambda v: v["cell"] == "lstm" and "forget" in v["gates"],
             "For the LSTM the state is $z = (h, c)$. At torch's default forget bias ($f \\approx 0.5$) the cell "
-            "forgets quickly; stage 1 (no forget gate), a forget bias of 1–2 or chrono keep the cell path near "
-            "0 (white) over long lags. Compare with the simple RNN page."),
+            "forgets quickly; a forget bias of 1–2 or chrono keeps the cell path near 0 (white) over long lags. "
+            "Compare with the simple RNN page."),
+    Caption("map", lambda v: v["cell"] == "lstm" and "forget" not in v["gates"],
+            "For the LSTM the state is $z = (h, c)$. Without a forget gate the cell path is the identity, so "
+            "no product falls far below 1: the gradient is carried, and may grow where the gates feed $c$ "
+            "back. Compare with the simple RNN page."),
     Caption("map", lambda v: v["cell"] == "gru",
             "For the GRU, $\\partial h_t/\\partial h_{{t-1}} \\approx \\mathrm{{diag}}(z_t)$ where the update "
             "gate $z_t$ is near 1: those units copy their state and carry the gradient. Compare with the "

@@ -33,7 +33,7 @@ ui.log10_metric(cols[0], "log10 ‖∂h_T/∂h_0‖₂", spec[-1], result)
 cols[1].metric(bound_base, "—" if result.bound_log10_rate is None
                else f"{10 ** result.bound_log10_rate:.3f}", help="The bound's factor per step; — where none applies")
 cols[2].metric("map grid", f"{len(result.pairs.grid)} × {len(result.pairs.grid)}")
-cols[3].metric("analysis time", timing, help="This visit's wait; a cached result shows its own (short) wait")
+cols[3].metric("analysis time", timing, help="How long this result took to compute; cached: computed before, by any visitor")
 view = {**config.to_dict(), "bound": result.bound_log10_rate is not None,
         "bound_base": r"$1 + \gamma\,\sigma_{\max}(W_{hh})$" if config.residual else r"$\gamma\,\sigma_{\max}(W_{hh})$"}
 
@@ -54,9 +54,10 @@ fig = plots.lag_figure({"‖·‖₂ measured": (lags, spec), "‖·‖_F measur
 report.chart(fig, caption("lag", view),
              [report.csv("curve (CSV)", "lag_curve", {"lag": lags, "log10_spectral": spec, "log10_frobenius": fro,
                                                       "log10_bound": bound[1] if bound else np.full(len(lags), np.nan)})],
-             key="lag", latex=r"\Big\|\frac{\partial h_T}{\partial h_{T-k}}\Big\|_2 \le "
-                              + (r"\big(1 + \gamma\,\sigma_{\max}(W_{hh})\big)^{k}" if config.residual
-                                 else r"\big(\gamma\,\sigma_{\max}(W_{hh})\big)^{k}"))
+             key="lag", latex=None if bound is None else (
+                 r"\Big\|\frac{\partial h_T}{\partial h_{T-k}}\Big\|_2 \le "
+                 + (r"\big(1 + \gamma\,\sigma_{\max}(W_{hh})\big)^{k}" if config.residual
+                    else r"\big(\gamma\,\sigma_{\max}(W_{hh})\big)^{k}")))
 
 st.subheader("One step: ‖J_k‖₂ beside 1")
 steps, step_norms = result.step_norms

@@ -39,7 +39,7 @@ lags, spec, _ = result.lag_curve()
 cols = st.columns(3)
 ui.log10_metric(cols[0], "log10 ‖∂z_T/∂z_0‖₂" if result.c is not None else "log10 ‖∂h_T/∂h_0‖₂", spec[-1], result)
 cols[1].metric("map grid", f"{len(result.pairs.grid)} × {len(result.pairs.grid)}")
-cols[2].metric("analysis time", timing, help="This visit's wait; a cached result shows its own (short) wait")
+cols[2].metric("analysis time", timing, help="How long this result took to compute; cached: computed before, by any visitor")
 
 st.subheader("Gate activations")
 fig = plots.gate_heatmaps(result.gates, title="Gates over time and units (sigmoid gates on [0, 1], tanh on [−1, 1])")
