@@ -21,6 +21,7 @@ from explorer.analysis import lag_curve as _uncached_lag_curve
 from explorer.config import (ALL_SPECS, VIEW_DEFAULTS, VIEW_SPECS, ExperimentConfig, TrainConfig, check, field_type,
                              fit, flat, from_query, to_query, view_from_query)
 from explorer.export import csv_bytes, file_name, file_stem, json_bytes, npz_bytes
+from explorer.registry import cell_type
 from explorer.text import ordinal
 
 PLOT_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
@@ -355,7 +356,7 @@ def _cached_training(config: TrainConfig, _only_if_cached: bool = False, _stoppe
 
 def run_label(config: TrainConfig) -> str:
     m = config.model
-    cell = {"rnn": f"{m.activation} RNN", "lstm": "LSTM", "gru": "GRU"}[m.cell]
+    cell = cell_type(m.cell).short_name(m.to_dict())
     extras = [f"init={m.init}" + (f"×{m.gain:g}" if m.init != "pytorch" else "")]
     if m.residual:
         extras.append("residual")

@@ -21,15 +21,14 @@ import numpy as np
 import torch
 
 from . import backend
-from .cells import GAMMA, RecurrentCell, Trace, build_cell, make_inputs
+from .cells import RecurrentCell, Trace, build_cell, make_inputs
 from .config import ExperimentConfig
-from .gated import LSTM
+from .registry import cell_type
 from .jacobian import (LOG10E, PairNorms, View, all_pairs, backprop_log, batched_lapack, log10_singular_values,
                        step_norms, to_the_end)
 
 APP_FLOP_BUDGET = 6.0e11  # about 4 s of float32 matmuls on 2 laptop cores
 MIN_GRID = 16  # grid points of the coarsest map the app shows
-JACOBIAN_COST = {"rnn": 0.05, "lstm": 0.25, "gru": 0.35}  # building one J_k, in matmul-equivalents (measured)
 PAIR_COST = 2.5  # matmul-equivalents per grid pair: the product, norms and the spectral certificate
 # per grid pair whatever n, in float ops: ~6 us of small-op dispatch and certificate bookkeeping (measured at
 # n = 4..16, where it is the whole cost: T = 2000, n = 16 at stride 1 took 13-40 s)
@@ -81,17 +80,18 @@ class Analysis:
 def analysis_flops(config: ExperimentConfig, stride: int) -> float:
     """Estimated float ops of :func:`analyze` at a grid stride: the product at ``lag``,
     T steps folded into blocks (stride > 1), and the grid pairs, in m x m matmuls of
-    2 m^3 each, plus a fixed cost per pair that dominates at small n. The LSTM's products
-    cost half (diagonal c-columns of J) and it certifies two views (full state and c -> c)."""
-    lstm = config.cell == "lstm"
-    m = config.hidden * (2 if lstm else 1)
+    2 m^3 each, plus a fixed cost per pair that dominates at small n. Products with diagonal
+    columns (the LSTM's dz/dc) cost half, and each view (the LSTM's c -> c too) is certified."""
+    kind = cell_type(config.cell)
+    m = config.hidden * kind.state_units
     T = config.seq_len
     K = math.ceil(T / stride) + 1
-    product = 0.5 if lstm else 1.0
-    pair = PAIR_COST * (1.6 if lstm else 1.0)
-    jacobians = 2 * T * JACOBIAN_COST[config.cell]  # built twice: map and backprop
+    product = 0.5 if kind.jacobian == "diagonal_columns" else 1.0
+    views = len(kind.views)
+    pair = PAIR_COST * (1.6 if views > 1 else 1.0)
+    jacobians = 2 * T * kind.jacobian_cost  # built twice: map and backprop
     matmuls = config.lag + jacobians + product * (T if stride > 1 else 0) + pair * K * (K - 1) / 2
-    return matmuls * 2.0 * m**3 + PAIR_OVERHEAD_FLOPS * (2 if lstm else 1) * K * (K - 1) / 2
+    return matmuls * 2.0 * m**3 + PAIR_OVERHEAD_FLOPS * views * K * (K - 1) / 2
 
 
 def auto_stride(config: ExperimentConfig, budget_flops: float = APP_FLOP_BUDGET) -> int:
@@ -107,10 +107,10 @@ def auto_stride(config: ExperimentConfig, budget_flops: float = APP_FLOP_BUDGET)
 
 
 def _views(cell: RecurrentCell) -> tuple[View, ...]:
+    """The blocks of the full-state product whose norms are mapped: the state, and (the LSTM) c -> c."""
     n = cell.hidden
-    if cell.state_size > n:  # LSTM: also the c -> c block of the full-state product
-        return (View("state"), View("cell", (n, 2 * n), (n, 2 * n)))
-    return (View("state"),)
+    blocks = {"state": View("state"), "cell": View("cell", (n, 2 * n), (n, 2 * n))}
+    return tuple(blocks[name] for name in cell_type(cell.kind).views)
 
 
 def pair_norms(cell: RecurrentCell, trace: Trace, config: ExperimentConfig, stride: int = 1,
@@ -121,7 +121,8 @@ def pair_norms(cell: RecurrentCell, trace: Trace, config: ExperimentConfig, stri
     pairs = all_pairs(_first_sequence_jacobians(cell, trace, undefined), config.seq_len, cell.state_size,
                       views=_views(cell), stride=stride, rtol=_rtol(config), dtype=trace.z.dtype,
                       device=trace.z.device, progress=progress,
-                      diagonal_from=cell.hidden if isinstance(cell, LSTM) else None, before=undefined)
+                      diagonal_from=cell.hidden if cell_type(cell.kind).jacobian == "diagonal_columns" else None,
+                      before=undefined)
     if undefined is not None:
         pairs.undefined_from = undefined
         later = (pairs.grid[None, :] >= undefined) & (pairs.grid[:, None] < pairs.grid[None, :])  # t < s >= k
@@ -258,18 +259,15 @@ def _analyze(config: ExperimentConfig, stride: int, device, progress) -> Analysi
     if undefined is not None:  # every delta_t, t < T, and every product ending at T pass step `undefined`
         contrib, grad_norms, singular = np.full_like(contrib, np.nan), _blank(grad_norms, 0), np.full_like(singular, np.nan)
         grad_norms[T] = math.log10(1.0)  # dL/dh_T = u, whatever h_T is: 1 / sqrt(n) per unit, norm 1
-    blocks = cell.recurrent_blocks().double().cpu()
-    eig = batched_lapack(torch.linalg.eigvals, blocks).reshape(-1).numpy()  # gate blocks split over the two workers
-    rate = None
-    if config.cell == "rnn" and config.norm == "none":
-        sigma_max = float(torch.linalg.matrix_norm(blocks[0], ord=2))
-        gamma_sigma = GAMMA[config.activation] * sigma_max
-        base = 1.0 + gamma_sigma if config.residual else gamma_sigma
-        rate = math.log10(base) if base > 0 else -math.inf  # W_hh = 0: the bound is exactly 0
+    blocks = cell.recurrent_blocks()
+    eig = (np.zeros(0, dtype=complex) if blocks is None else  # gate blocks split over the two workers
+           batched_lapack(torch.linalg.eigvals, blocks.double().cpu()).reshape(-1).numpy())
+    rate = cell.bound_log10_rate()
     gates = {k: _blank(v[:, 0].double().cpu().numpy(), overflow and overflow - 1) for k, v in trace.gates.items()}
-    extras = {"saturation": saturation(gates, config)}
-    if isinstance(cell, LSTM):
-        direct = direct_cell_path(cell.log_forget(trace)[:, 0].cpu().numpy() * LOG10E)
+    extras = {"saturation": saturation(gates, cell.present_gates())}
+    log_direct = cell.direct_path(trace)
+    if log_direct is not None:
+        direct = direct_cell_path(log_direct[:, 0].cpu().numpy() * LOG10E)
         if undefined is not None:  # f_k depends on h_(k-1): every lag from T back passes the overflow
             direct = {k: v if k == "lags" else _blank(v, 1) for k, v in direct.items()}
         extras["direct_cell_path"] = direct
@@ -312,18 +310,12 @@ def direct_cell_path(log10_forget: np.ndarray) -> dict[str, np.ndarray]:
 SATURATION = (0.05, 0.95)
 
 
-def saturation(gates: dict[str, np.ndarray], config: ExperimentConfig) -> dict[str, np.ndarray]:
+def saturation(gates: dict[str, np.ndarray], present: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Share of units per step whose sigmoid gate is below 0.05 or above 0.95, (T,) per gate.
 
-    Only gates that exist: the LSTM's i and those of its stage (an absent gate is 1 by
-    construction), the GRU's r and z.
+    Only the ``present`` gates (:meth:`~explorer.cells.RecurrentCell.present_gates`): an absent
+    gate is 1 by construction, and a tanh candidate does not saturate the same way.
     """
-    if config.cell == "lstm":
-        present = ["i"] + [name[0] for name in ("forget", "output") if name in config.gates.split(",")]
-    elif config.cell == "gru":
-        present = ["r", "z"]
-    else:
-        return {}
     lo, hi = SATURATION
     return {k: np.where(np.isnan(gates[k]).any(axis=1), np.nan, ((gates[k] < lo) | (gates[k] > hi)).mean(axis=1))
             for k in present}

@@ -15,7 +15,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-CELLS = ("rnn", "lstm", "gru")
+from .registry import CELL_TYPES, cell_type
+
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
 INITS = ("pytorch", "gaussian", "xavier_uniform", "xavier_normal", "kaiming", "orthogonal", "identity")
 INPUTS = ("gaussian", "zeros", "sine")
@@ -25,7 +26,6 @@ NORMS = ("none", "layer", "batch")
 TASKS = ("adding", "copy")  # explorer.tasks makes them
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 ORTHO_PARAMS = ("none", "matrix_exp", "cayley")
-LSTM_MAX_HIDDEN = 256  # the LSTM state (h, c) has 2n units: n <= 256 keeps it within the RNN's 512
 # Batch norm's per-step statistics need every sequence of the batch run forward (and back, for the
 # contributions): batch * seq_len * hidden^2 <= 2^33 keeps that to a few seconds (16 at T=2000, n=512).
 BATCH_NORM_BUDGET = 2**33
@@ -62,7 +62,7 @@ class Spec:
 class ExperimentConfig:
     """Everything that defines one analysed recurrent net (a picture on a page)."""
 
-    cell: str = "rnn"  # rnn | lstm | gru
+    cell: str = "rnn"  # a cell of explorer.registry: rnn | lstm | gru | ...
     activation: str = "tanh"  # g in h_t = g(a_t), simple RNN only
     hidden: int = 64  # n, hidden units
     input_size: int = 2  # d, input features per step
@@ -121,7 +121,7 @@ class TrainConfig:
         """Rough float ops of the run: forward and backward (3x) through T' steps of
         B sequences, each step a (G n x n) matvec per sequence; bounds the app's runs."""
         m = self.model
-        blocks = {"rnn": 1, "lstm": 4, "gru": 3}[m.cell]
+        blocks = cell_type(m.cell).gate_blocks
         length = m.seq_len + (20 if self.task == "copy" else 0)
         return 3.0 * 2.0 * blocks * m.hidden * (m.hidden + m.input_size) * length * self.batch_size * self.steps
 
@@ -156,21 +156,22 @@ def max_batch(seq_len: int, hidden: int) -> int:
     return max(int(SPECS["batch"].lo), min(int(SPECS["batch"].hi), BATCH_NORM_BUDGET // (seq_len * hidden**2)))
 
 
-def _is(field: str, *allowed: str) -> Callable[[Values], bool]:
-    return lambda values: values.get(field) in allowed
+def _read_by_cell(field: str) -> Callable[[Values], bool]:
+    """Shown only where the chosen cell reads the field (its registry entry lists it)."""
+    return lambda values: values.get("cell") in CELL_TYPES and field in cell_type(values["cell"]).fields
 
 
 _STAGE_LABELS = {"input": "1 · input gate only", "input,output": "2 · + output gate",
                  "input,forget,output": "3 · + forget gate (torch.nn.LSTM)"}
 
 SPECS: dict[str, Spec] = {
-    "cell": Spec(choices=CELLS, help="Recurrent cell: the simple RNN, the LSTM or the GRU", label="cell",
-                 choice_labels={"rnn": "simple RNN", "lstm": "LSTM", "gru": "GRU"}),
+    "cell": Spec(choices=tuple(CELL_TYPES), help="The recurrent cell", label="cell",
+                 choice_labels={name: cell.label for name, cell in CELL_TYPES.items()}),
     "activation": Spec(choices=ACTIVATIONS, help="g in h_t = g(a_t); sup|g′| sets the lecture's bound",
-                       label="activation g", visible_if=_is("cell", "rnn")),
+                       label="activation g", visible_if=_read_by_cell("activation")),
     "hidden": Spec(lo=1, hi=512, help="Units n of the state h (the LSTM's state (h, c) has 2n)", label="hidden units n",
-                   widget="slider", hi_for=lambda v: LSTM_MAX_HIDDEN if v.get("cell") == "lstm" else None,
-                   hi_reason=lambda v: " for cell=lstm (its state (h, c) has 2n units)"),
+                   widget="slider", hi_for=lambda v: cell_type(v["cell"]).max_hidden if v.get("cell") in CELL_TYPES else None,
+                   hi_reason=lambda v: f" for cell={v['cell']} (its state has {cell_type(v['cell']).state_units}n units)"),
     "input_size": Spec(lo=1, hi=64, help="Features d of each input x_t", label="input size d"),
     "seq_len": Spec(lo=1, hi=2000, help="Steps T of the unrolled product", label="sequence length T", widget="slider"),
     "init": Spec(choices=INITS, help="How W_hh is drawn (torch.nn.init); each gate block alike for the LSTM and GRU",
@@ -185,15 +186,15 @@ SPECS: dict[str, Spec] = {
     "lag": Spec(lo=1, hi=2000, help="The singular values are those of ∂h_T/∂h_(T−k) for this k", label="lag k",
                 widget="slider", hi_for=lambda v: v.get("seq_len"), hi_reason=lambda v: f" (seq_len={v.get('seq_len')})"),
     "gates": Spec(choices=GATE_STAGES, help="The lecture's stages; an absent gate is fixed at 1",
-                  label="LSTM stage (gates)", choice_labels=_STAGE_LABELS, visible_if=_is("cell", "lstm")),
+                  label="LSTM stage (gates)", choice_labels=_STAGE_LABELS, visible_if=_read_by_cell("gates")),
     "forget_bias": Spec(help="default (torch's), chrono (Tallec & Ollivier 2018), or a number such as 1",
-                        label="forget-gate bias", visible_if=_is("cell", "lstm")),
+                        label="forget-gate bias", visible_if=_read_by_cell("forget_bias")),
     "residual": Spec(help="h_t = h_(t−1) + g(a_t): the Jacobian becomes I + diag(g′) W_hh",
-                     label="residual connection", visible_if=_is("cell", "rnn")),
+                     label="residual connection", visible_if=_read_by_cell("residual")),
     "norm": Spec(choices=NORMS, help="Normalise the pre-activation a_t over units (layer) or sequences (batch)",
-                 label="normalisation", visible_if=_is("cell", "rnn")),
+                 label="normalisation", visible_if=_read_by_cell("norm")),
     "batch": Spec(lo=2, hi=256, help="Sequences whose statistics batch norm uses", label="batch (batch norm)",
-                  visible_if=_is("norm", "batch"),
+                  visible_if=lambda v: _read_by_cell("batch")(v) and v.get("norm") == "batch",
                   hi_for=lambda v: max_batch(v["seq_len"], v["hidden"]) if v.get("norm") == "batch" else None,
                   hi_reason=lambda v: (f" for norm=batch at seq_len={v['seq_len']}, hidden={v['hidden']} "
                                        "(every sequence runs for the batch statistics)")),
@@ -208,10 +209,11 @@ TRAIN_SPECS: dict[str, Spec] = {
     "optimizer": Spec(choices=OPTIMIZERS, help="torch.optim optimiser", label="optimiser"),
     "clip": Spec(lo=0.0, hi=1e3, help="Gradients are rescaled to at most this norm (0 = no clipping)",
                  label="gradient clipping"),
-    "ortho_reg": Spec(lo=0.0, hi=100.0, help="λ of the penalty λ‖W_hhᵀW_hh − I‖²_F", label="orthogonal regulariser λ"),
+    "ortho_reg": Spec(lo=0.0, hi=100.0, help="λ of the penalty λ‖W_hhᵀW_hh − I‖²_F", label="orthogonal regulariser λ",
+                      visible_if=lambda v: v.get("cell") in CELL_TYPES and cell_type(v["cell"]).recurrent != "none"),
     "orthogonal_param": Spec(choices=ORTHO_PARAMS, label="Riemannian (orthogonal W_hh)",
                              help="Keep W_hh on the orthogonal group (torch.nn.utils.parametrizations)",
-                             visible_if=_is("cell", "rnn")),
+                             visible_if=lambda v: v.get("cell") in CELL_TYPES and cell_type(v["cell"]).recurrent == "square"),
     "record_every": Spec(lo=1, hi=1000, help="Record the gradient-flow profile every k steps", label="record every"),
 }
 ALL_SPECS: dict[str, Spec] = {**SPECS, **TRAIN_SPECS}
@@ -265,10 +267,15 @@ def violations(values: Values) -> list[Violation]:
             reason = spec.hi_reason(values) if spec.hi_reason else ""
             found.append(Violation(name, int(top), f"{name} must be in [{int(spec.lo)}, {int(top)}]{reason}, "
                                                    f"got {values[name]}", silent=name == "lag"))
-    if values.get("orthogonal_param", "none") != "none" and values.get("cell") != "rnn":
+    recurrent = cell_type(values["cell"]).recurrent if values.get("cell") in CELL_TYPES else "square"
+    if values.get("orthogonal_param", "none") != "none" and recurrent != "square":
         found.append(Violation("orthogonal_param", "none",
-                               f"orthogonal_param={values['orthogonal_param']} needs cell=rnn (a square W_hh); the "
-                               f"{str(values.get('cell')).upper()}'s W_hh stacks gate blocks: use ortho_reg instead"))
+                               f"orthogonal_param={values['orthogonal_param']} needs a square W_hh (cell=rnn); the "
+                               f"{cell_type(values['cell']).label}'s " + ("W_hh stacks gate blocks: use ortho_reg instead"
+                                                                          if recurrent == "stacked" else "has no W_hh")))
+    if values.get("ortho_reg", 0.0) > 0 and recurrent == "none":
+        found.append(Violation("ortho_reg", 0.0, f"ortho_reg needs a recurrent matrix W_hh; the "
+                                                 f"{cell_type(values['cell']).label} has none"))
     if values.get("task") == "adding" and values.get("seq_len", 2) < 2:
         found.append(Violation("seq_len", 2, "the adding problem needs seq_len >= 2 (one marker in each half)"))
     return found

@@ -156,19 +156,21 @@ def singular_values_figure(log10_values: Mapping[str, np.ndarray], *, title: str
     return _layout(fig, title, "index i", "log10 σ_i")
 
 
-def gate_heatmaps(gates: Mapping[str, np.ndarray], *, title: str, max_cells: int = 200) -> go.Figure:
-    """One heatmap per gate over (step, unit), on one shared [0, 1] scale (tanh gate g on [-1, 1])."""
+def gate_heatmaps(gates: Mapping[str, np.ndarray], *, title: str, signed: Sequence[str] = (),
+                  max_cells: int = 200) -> go.Figure:
+    """One heatmap per gate over (step, unit), on one shared [0, 1] scale (the ``signed`` ones, tanh
+    candidates such as the LSTM's g, on [-1, 1])."""
     names = list(gates)
     fig = make_subplots(rows=len(names), cols=1, shared_xaxes=True, vertical_spacing=0.04,
                         subplot_titles=[f"gate {k}" for k in names])
     for row, name in enumerate(names, start=1):
         values = gates[name]  # (T, n)
         keep_t, keep_u = decimate(values.shape[0], max_cells), decimate(values.shape[1], max_cells)
-        signed = name in ("g", "n")
+        on_both_sides = name in signed
         fig.add_trace(go.Heatmap(
             x=keep_t + 1, y=keep_u, z=values[np.ix_(keep_t, keep_u)].T.astype(np.float32),
-            colorscale="RdBu_r" if signed else GATE_SCALE, zmin=-1 if signed else 0, zmax=1,
-            showscale=row == 1 or signed, colorbar=dict(len=0.3, y=1 - (row - 0.5) / len(names)),
+            colorscale="RdBu_r" if on_both_sides else GATE_SCALE, zmin=-1 if on_both_sides else 0, zmax=1,
+            showscale=row == 1 or on_both_sides, colorbar=dict(len=0.3, y=1 - (row - 0.5) / len(names)),
             hovertemplate="t = %{x}<br>unit %{y}<br>" + name + " = %{z:.3f}<extra></extra>"), row=row, col=1)
         fig.update_yaxes(title_text="unit", row=row, col=1)
     _layout(fig, title, "", "", height=190 * len(names) + 120)

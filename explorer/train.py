@@ -58,6 +58,7 @@ from torch.nn.utils import parametrizations, parametrize
 from . import backend, tasks
 from .cells import RecurrentCell, build_cell
 from .config import ExperimentConfig, TrainConfig
+from .registry import cell_type
 
 EVAL_BATCH = 256
 PROBE_BYTES = 256 * 2**20  # autograd memory of one chunk of the float64 probe
@@ -83,13 +84,8 @@ class TrainResult:
 
 
 def torch_module(model: ExperimentConfig) -> str | None:
-    """The ``torch.nn`` module that computes exactly the cell ``model`` describes, or None."""
-    if model.cell == "rnn":
-        ok = model.activation in ("tanh", "relu") and not model.residual and model.norm == "none"
-        return "RNN" if ok else None
-    if model.cell == "lstm":
-        return "LSTM" if model.gates == "input,forget,output" else None
-    return "GRU"
+    """The ``torch.nn`` module that computes exactly the cell ``model`` describes, or None (the registry's rule)."""
+    return cell_type(model.cell).torch_module(model.to_dict())
 
 
 def ortho_penalty(W: Tensor, blocks: int) -> Tensor:
@@ -204,20 +200,7 @@ def _numpy(tensors: dict[str, Tensor]) -> dict[str, np.ndarray]:
 def _fused_step(cell: RecurrentCell) -> Callable | None:
     """torch's fused single-step kernel for a cell that ``torch_module`` maps to torch.nn,
     as step(x_t (B, d), state) -> state (h, or (h, c) for the LSTM); else None."""
-    from .cells import SimpleRNN
-    from .gated import GRU, LSTM, LSTM_GATES
-
-    w = (cell.weight_ih_l0, cell.weight_hh_l0, cell.bias_ih_l0, cell.bias_hh_l0)
-    if isinstance(cell, SimpleRNN):
-        if cell.norm != "none" or cell.residual or cell.activation not in ("tanh", "relu"):
-            return None
-        kernel = torch.rnn_tanh_cell if cell.activation == "tanh" else torch.rnn_relu_cell
-        return lambda x_t, h: kernel(x_t, h, *w)
-    if isinstance(cell, LSTM):
-        return (lambda x_t, hc: torch.lstm_cell(x_t, hc, *w)) if cell.gates == LSTM_GATES else None
-    if isinstance(cell, GRU):
-        return lambda x_t, h: torch.gru_cell(x_t, h, *w)
-    return None
+    return cell.fused_step()
 
 
 def _unroll(cell: RecurrentCell, x: Tensor, eps_t: tuple[Tensor, ...], fused: bool) -> Tensor:

@@ -5,6 +5,7 @@ import streamlit as st
 import ui
 from explorer import plots
 from explorer.export import pairs_arrays
+from explorer.registry import cell_type
 from explorer.text import caption
 
 ui.page_setup("Simple RNN", "📉")
@@ -21,7 +22,8 @@ if config.norm == "batch":
             "Jacobian, and the path that makes the point, since dividing by $\\sigma_t$ (which grows with $W_{hh}$) "
             "cancels the scale of $W_{hh}$. While training, the statistics also depend on $h_{t-1}$, adding "
             "$O(1/\\text{batch})$ coupling between sequences.", icon="ℹ️")
-st.latex(r"h_t = " + (r"h_{t-1} + " if config.residual else "") + r"g(a_t),\ a_t = W_{ih}x_t + b_{ih} + W_{hh}h_{t-1} + b_{hh}")
+for line in cell_type(config.cell).equations(config.to_dict()):
+    st.latex(line)
 st.latex(r"\frac{\partial h_s}{\partial h_t} = \prod_{k=t+1}^{s} J_k,\quad J_k = \frac{\partial h_k}{\partial h_{k-1}} = "
          + (r"I + " if config.residual else "") + r"\mathrm{diag}\,g'(a_k)\," + (r"N'_k\," if config.norm != "none" else "")
          + r"W_{hh}")

@@ -6,30 +6,20 @@ import ui
 from explorer import ExperimentConfig, plots
 from explorer.analysis import SATURATION
 from explorer.export import pairs_arrays
+from explorer.registry import cell_type, cells_on
 from explorer.text import caption, saturation_summary
 
-STAGE_EQUATIONS = {
-    "input": r"c_t = c_{t-1} + i_t \odot g_t,\qquad h_t = \tanh(c_t)",
-    "input,output": r"c_t = c_{t-1} + i_t \odot g_t,\qquad h_t = o_t \odot \tanh(c_t)",
-    "input,forget,output": r"c_t = f_t \odot c_{t-1} + i_t \odot g_t,\qquad h_t = o_t \odot \tanh(c_t)",
-}
 DEFAULTS = ExperimentConfig()
-GRU_EQ = (r"r_t = \sigma(\cdot),\; z_t = \sigma(\cdot),\; n_t = \tanh(W_{in}x_t + b_{in} + r_t \odot (W_{hn}h_{t-1} + b_{hn})),"
-          r"\; h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}")
 
 ui.page_setup("LSTM and GRU", "🧮")
 st.title("LSTM gate by gate, and the GRU")
 config = ui.config_sidebar("gated", ["cell", "gates", "forget_bias", "hidden", "input_size", "seq_len", "init", "gain",
-                                    "input", "seed", "dtype"], choices={"cell": ("lstm", "gru")}, view=["scale"])
+                                    "input", "seed", "dtype"], choices={"cell": cells_on("gated")}, view=["scale"])
 report = ui.Report(config)
 report.config_download()
-view = config.to_dict()
-if config.cell == "lstm":
-    st.latex(r"i_t = \sigma(W^i_x x_t + W^i_h h_{t-1} + b^i),\; g_t = \tanh(W^g_x x_t + W^g_h h_{t-1} + b^g),\;"
-             r"f_t, o_t = \sigma(\cdot)\ \text{(or 1 when absent)}")
-    st.latex(STAGE_EQUATIONS[config.gates])
-else:
-    st.latex(GRU_EQ)
+view, kind = config.to_dict(), cell_type(config.cell)
+for line in kind.equations(view):
+    st.latex(line)
 st.markdown(caption("intro", view))
 result, timing = ui.analysis(config)
 # the same n, input, T and seed; the gated fields at their defaults, so a stage change reuses the curve
@@ -42,10 +32,12 @@ cols[1].metric("map grid", f"{len(result.pairs.grid)} × {len(result.pairs.grid)
 cols[2].metric("analysis time", timing, help="How long this result took to compute; cached: computed before, by any visitor")
 
 st.subheader("Gate activations")
-fig = plots.gate_heatmaps(result.gates, title="Gates over time and units (sigmoid gates on [0, 1], tanh on [−1, 1])")
+signed = [gate.name for gate in kind.gates if gate.signed]
+fig = plots.gate_heatmaps(result.gates, signed=signed,
+                          title="Gates over time and units (sigmoid gates on [0, 1], tanh on [−1, 1])")
 report.chart(fig, caption("gates", view), [report.npz("gates (NPZ)", "gates", lambda: result.gates)], key="gates")
 sat = result.extras["saturation"]
-fig = plots.gate_spread_figure({k: v for k, v in result.gates.items() if k in sat or k in ("g", "n")},
+fig = plots.gate_spread_figure({k: v for k, v in result.gates.items() if k in sat or k in signed},
                                title="Gate values per step: median and middle half of the units")
 report.chart(fig, caption("gate_spread", {**view, "saturated": saturation_summary(sat, *SATURATION)}),
              [report.csv("saturation (CSV)", "saturation", {"t": np.arange(1, config.seq_len + 1), **sat})], key="sat")
@@ -89,6 +81,4 @@ report.chart(fig, caption("gated_lag", view),
                          | ({"cell_total": curves["LSTM c → c (total derivative)"][1],
                              "cell_direct": np.interp(lags, direct["lags"], direct["log10_spectral"])}
                             if result.c is not None else {}))],
-             key="lag", latex=(r"\frac{\partial c_t}{\partial c_{t-1}}\Big|_{\text{direct}} = \mathrm{diag}(f_t)"
-                               if config.cell == "lstm" else
-                               r"\frac{\partial h_t}{\partial h_{t-1}} \approx \mathrm{diag}(z_t)"))
+             key="lag", latex=kind.lag_equation)

@@ -5,6 +5,7 @@ import streamlit as st
 import ui
 from explorer import plots
 from explorer.export import file_name, json_bytes
+from explorer.registry import cell_type
 from explorer.train import train_to_json
 
 ui.page_setup("Training Lab", "🏋️")
@@ -57,7 +58,7 @@ report.chart(ui.flow_chart(result),
          latex=r"\frac{\partial L}{\partial h_t} = \frac{\partial L}{\partial h_T}\prod_{k=t+1}^{T}\frac{\partial h_k}{\partial h_{k-1}}")
 left, right = st.columns(2)
 with left:
-    deviation = ui.orthogonality_deviation(result) if config.model.cell == "rnn" else None
+    deviation = ui.orthogonality_deviation(result) if cell_type(config.model.cell).recurrent == "square" else None
     report.chart(plots.singular_values_over_training(steps, result.singular_values, title="Singular values of W_hh"),
              "Orthogonal W_hh has every σ_i = 1 (dashed). The regulariser pulls them towards 1; the Riemannian "
              "parametrisation keeps them there, to rounding."

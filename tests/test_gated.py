@@ -10,7 +10,9 @@ import torch
 from explorer.analysis import analyze, direct_cell_path
 from explorer.cells import Trace, build_cell
 from explorer.config import GATE_STAGES, ExperimentConfig
-from explorer.gated import GRU, LSTM, build_gated, init_forget_bias
+from explorer.cells.gru import GRU
+from explorer.cells.lstm import LSTM
+from explorer.registry import cell_type
 
 F64 = torch.float64
 STAGES = [tuple(s.split(",")) for s in GATE_STAGES]
@@ -44,15 +46,20 @@ def test_state_dict_matches_torch(kind, ref):
     cell.load_state_dict(theirs)
 
 
-def test_build_gated_attributes():
-    lstm = build_gated(ExperimentConfig(cell="lstm", hidden=7, input_size=2, gates="input,output"), F64)
+def built(config, dtype):
+    """The uninitialised cell of ``config``, as the registry makes it."""
+    return cell_type(config.cell).load().from_config(config, dtype)
+
+
+def test_registry_builds_gated_cells():
+    lstm = built(ExperimentConfig(cell="lstm", hidden=7, input_size=2, gates="input,output"), F64)
     assert (lstm.hidden, lstm.state_size, lstm.gate_blocks) == (7, 14, 4)
     assert lstm.gates == ("input", "output")
     assert lstm.weight_hh_l0.dtype == F64
-    gru = build_gated(ExperimentConfig(cell="gru", hidden=7, input_size=2), torch.float32)
+    gru = built(ExperimentConfig(cell="gru", hidden=7, input_size=2), torch.float32)
     assert (gru.hidden, gru.state_size, gru.gate_blocks) == (7, 7, 3)
-    with pytest.raises(ValueError):
-        build_gated(ExperimentConfig(cell="rnn"), F64)
+    with pytest.raises(ValueError, match="cell must be one of"):
+        ExperimentConfig(cell="minimal_gated_unit")  # an unknown cell fails at the config, never later
     with pytest.raises(ValueError):
         LSTM(2, 3, ("input", "reset"))
 
@@ -313,13 +320,12 @@ def test_default_forget_bias_is_torch_default():
         assert torch.all(p.abs() <= bound) and torch.any(p[16:32] != 0)
 
 
-def test_init_forget_bias_ignores_gru():
-    cell = build_gated(ExperimentConfig(cell="gru", hidden=4), F64)
-    with torch.no_grad():
-        for p in cell.parameters():
-            p.fill_(0.25)
-    init_forget_bias(cell, ExperimentConfig(cell="gru", hidden=4, forget_bias="3.0"), torch.Generator())
-    assert all(torch.all(p == 0.25) for p in cell.parameters())
+def test_forget_bias_is_the_lstms_alone():
+    """Only the LSTM reads forget_bias (its registry entry lists it); the GRU's weights ignore it."""
+    assert "forget_bias" in cell_type("lstm").fields and "forget_bias" not in cell_type("gru").fields
+    plain = build_cell(ExperimentConfig(cell="gru", hidden=4, seed=3)).state_dict()
+    biased = build_cell(ExperimentConfig(cell="gru", hidden=4, seed=3, forget_bias="3.0")).state_dict()
+    assert all(torch.equal(plain[k], biased[k]) for k in plain)
 
 
 # --- initialisation through build_cell --------------------------------------------------------

@@ -1,34 +1,20 @@
-r"""Gated cells (LSTM, GRU) with ``torch.nn.LSTM``/``torch.nn.GRU``'s parameters, and
-their analytic Jacobians.
+r"""The LSTM with ``torch.nn.LSTM``'s parameters, built in the lecture's stages, and its exact Jacobians.
 
-The LSTM can be built in the lecture's stages, gate by gate: a gate absent from the
-stage is fixed at exactly 1 (its parameters stay, unused), so the state-dict always
-copies to and from ``torch.nn.LSTM``. The forget-gate bias can be set to a constant or
-to the chrono initialisation of Tallec & Ollivier (2018).
+A gate absent from the stage is fixed at exactly 1 (its parameters stay, unused), so the
+state-dict always copies to and from ``torch.nn.LSTM``. The forget-gate bias can be set to a
+constant or to the chrono initialisation of Tallec & Ollivier (2018).
 """
 from __future__ import annotations
 
-import torch
-from torch import Tensor, nn
+from typing import Callable
 
-from .cells import RecurrentCell, Trace
-from .config import ExperimentConfig
+import torch
+from torch import Tensor
+
+from ..config import ExperimentConfig
+from .base import RecurrentCell, Trace, diag_mul, stacked_params
 
 LSTM_GATES = ("input", "forget", "output")
-
-
-def _params(module: nn.Module, blocks: int, input_size: int, hidden: int, dtype) -> None:
-    """torch.nn's single-layer parameters, uninitialised (``build_cell`` fills them)."""
-    kw = {"dtype": dtype}
-    module.weight_ih_l0 = nn.Parameter(torch.empty(blocks * hidden, input_size, **kw))
-    module.weight_hh_l0 = nn.Parameter(torch.empty(blocks * hidden, hidden, **kw))
-    module.bias_ih_l0 = nn.Parameter(torch.empty(blocks * hidden, **kw))
-    module.bias_hh_l0 = nn.Parameter(torch.empty(blocks * hidden, **kw))
-
-
-def _diag_mul(v: Tensor, W: Tensor) -> Tensor:
-    """diag(v) W for v (..., n) and W (n, k) or (..., n, k): (..., n, k)."""
-    return v[..., :, None] * W
 
 
 class LSTM(RecurrentCell):
@@ -56,6 +42,7 @@ class LSTM(RecurrentCell):
     state z (..., B, 2n); Jacobians (K, B, 2n, 2n).
     """
 
+    kind = "lstm"
     gate_blocks = 4
 
     def __init__(self, input_size: int, hidden: int, gates: tuple[str, ...] = LSTM_GATES,
@@ -66,7 +53,27 @@ class LSTM(RecurrentCell):
             raise ValueError(f"LSTM gates must be among {', '.join(LSTM_GATES)}, got {sorted(unknown)}")
         self.hidden, self.state_size = hidden, 2 * hidden
         self.gates = tuple(g for g in LSTM_GATES if g in gates)
-        _params(self, 4, input_size, hidden, dtype)
+        stacked_params(self, 4, input_size, hidden, dtype)
+
+    @classmethod
+    def from_config(cls, config: ExperimentConfig, dtype) -> "LSTM":
+        return cls(config.input_size, config.hidden, tuple(config.gates.split(",")), dtype=dtype)
+
+    def initialise(self, config: ExperimentConfig, gen: torch.Generator) -> None:
+        super().initialise(config, gen)
+        init_forget_bias(self, config, gen)
+
+    def present_gates(self) -> tuple[str, ...]:
+        return tuple(name[0] for name in LSTM_GATES if name in self.gates)  # i, and f, o at their stages
+
+    def direct_path(self, trace: Trace) -> Tensor:
+        return self.log_forget(trace)
+
+    def fused_step(self) -> Callable | None:
+        if self.gates != LSTM_GATES:
+            return None
+        weights = (self.weight_ih_l0, self.weight_hh_l0, self.bias_ih_l0, self.bias_hh_l0)
+        return lambda x_t, hc: torch.lstm_cell(x_t, hc, *weights)
 
     def step(self, drive: Tensor, z_prev: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         n = self.hidden
@@ -109,83 +116,18 @@ class LSTM(RecurrentCell):
         # written block by block into one buffer: building J dominates the analysis at large n
         J = c_prev.new_zeros(*c_prev.shape[:-1], 2 * n, 2 * n)  # (K, B, 2n, 2n)
         dc_dh, dh_dh = J[..., n:, :n], J[..., :n, :n]
-        dc_dh.copy_(_diag_mul(c_prev * self._slope("forget", f), W_f))
+        dc_dh.copy_(diag_mul(c_prev * self._slope("forget", f), W_f))
         dc_dh.addcmul_((g * self._slope("input", i))[..., :, None], W_i)
         dc_dh.addcmul_((i * (1 - g * g))[..., :, None], W_g)
         through_c = o * (1 - tanh_c * tanh_c)  # dh_t/dc_t, (K, B, n)
-        dh_dh.copy_(_diag_mul(tanh_c * self._slope("output", o), W_o))
+        dh_dh.copy_(diag_mul(tanh_c * self._slope("output", o), W_o))
         dh_dh.addcmul_(through_c[..., :, None], dc_dh)
         J[..., :n, n:].diagonal(dim1=-2, dim2=-1).copy_(through_c * f)  # dh_t/dc_(t-1)
         J[..., n:, n:].diagonal(dim1=-2, dim2=-1).copy_(f)  # dc_t/dc_(t-1)
         return J.detach()
 
 
-class GRU(RecurrentCell):
-    r"""Gated recurrent unit, torch's variant (b_hn inside the reset product), gates r, z, n.
-
-    .. math::
-        r_t = \sigma(W_{ir} x_t + b_{ir} + W_{hr} h_{t-1} + b_{hr}), \qquad
-        z_t = \sigma(W_{iz} x_t + b_{iz} + W_{hz} h_{t-1} + b_{hz}),\\
-        n_t = \tanh(W_{in} x_t + b_{in} + r_t \odot (W_{hn} h_{t-1} + b_{hn})), \qquad
-        h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}
-
-    Jacobian, with u_t = W_{hn} h_{t-1} + b_{hn}:
-
-    .. math::
-        \frac{\partial h_t}{\partial h_{t-1}} = \mathrm{diag}(z_t)
-            + \mathrm{diag}((h_{t-1} - n_t) z_t (1 - z_t)) W_{hz}
-            + \mathrm{diag}((1 - z_t)(1 - n_t^2)) \big[\mathrm{diag}(u_t r_t (1 - r_t)) W_{hr}
-            + \mathrm{diag}(r_t) W_{hn}\big]
-
-    Shapes: weight_ih_l0 (3n, d), weight_hh_l0 (3n, n), bias_ih_l0 (3n), bias_hh_l0 (3n);
-    state h (..., B, n); Jacobians (K, B, n, n).
-    """
-
-    gate_blocks = 3
-
-    def __init__(self, input_size: int, hidden: int, dtype=torch.float32):
-        super().__init__()
-        self.hidden = self.state_size = hidden
-        _params(self, 3, input_size, hidden, dtype)
-
-    def step(self, drive: Tensor, z_prev: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        n = self.hidden
-        recur = z_prev @ self.weight_hh_l0.T + self.bias_hh_l0  # (..., B, 3n)
-        d_r, d_z, d_n = drive.split(n, dim=-1)
-        u_r, u_z, u_n = recur.split(n, dim=-1)
-        r = torch.sigmoid(d_r + u_r)
-        z = torch.sigmoid(d_z + u_z)
-        cand = torch.tanh(d_n + r * u_n)  # b_hn sits inside the reset product
-        h = (1 - z) * cand + z * z_prev
-        return h, {"gate_r": r, "gate_z": z, "gate_n": cand, "hn": u_n}
-
-    def jacobians(self, trace: Trace, steps: Tensor) -> Tensor:
-        idx = steps - 1
-        n = self.hidden
-        r, z = trace.aux["gate_r"][idx], trace.aux["gate_z"][idx]  # (K, B, n)
-        cand, u_n = trace.aux["gate_n"][idx], trace.aux["hn"][idx]
-        h_prev = trace.z[idx]  # (K, B, n)
-        W_r, W_z, W_n = self.weight_hh_l0.detach().split(n, dim=0)  # (n, n) each
-        # J = diag(a) W_z + diag(b u_n r') W_r + diag(b r) W_n + diag(z), in three passes
-        # over the (K, B, n, n) output: it dominates the analysis at large n
-        b = (1 - z) * (1 - cand * cand)
-        J = _diag_mul((h_prev - cand) * z * (1 - z), W_z)  # (K, B, n, n)
-        J.addcmul_((b * u_n * r * (1 - r))[..., :, None], W_r)
-        J.addcmul_((b * r)[..., :, None], W_n)
-        J.diagonal(dim1=-2, dim2=-1).add_(z)
-        return J.detach()
-
-
-def build_gated(config: ExperimentConfig, dtype) -> RecurrentCell:
-    """The uninitialised LSTM or GRU that ``config.cell`` names (``build_cell`` seeds it)."""
-    if config.cell == "lstm":
-        return LSTM(config.input_size, config.hidden, tuple(config.gates.split(",")), dtype=dtype)
-    if config.cell == "gru":
-        return GRU(config.input_size, config.hidden, dtype=dtype)
-    raise ValueError(f"build_gated makes lstm or gru, got {config.cell!r}")
-
-
-def init_forget_bias(cell: RecurrentCell, config: ExperimentConfig, gen: torch.Generator) -> None:
+def init_forget_bias(cell: LSTM, config: ExperimentConfig, gen: torch.Generator) -> None:
     r"""Set the LSTM's forget-gate bias from ``config.forget_bias``, in place.
 
     "default" keeps torch's U(-1/sqrt(n), 1/sqrt(n)); a number b puts the whole forget
@@ -199,7 +141,7 @@ def init_forget_bias(cell: RecurrentCell, config: ExperimentConfig, gen: torch.G
 
     Shapes: bias_ih_l0, bias_hh_l0 (4n); blocks i = [0, n), f = [n, 2n).
     """
-    if not isinstance(cell, LSTM) or config.forget_bias == "default":
+    if config.forget_bias == "default":
         return
     n = cell.hidden
     f_block, i_block = slice(n, 2 * n), slice(0, n)
