@@ -14,7 +14,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import streamlit as st
 
-import explorer  # noqa: F401  (torch thread pool and flush-denormal before any torch op)
+from explorer import backend
+
+backend.configure()  # once per process, before torch loads: OpenMP's wait policy, threads, flush-denormal
+
 from explorer import plots
 from explorer.analysis import Analysis, analyze, auto_stride
 from explorer.analysis import lag_curve as _uncached_lag_curve

@@ -22,9 +22,12 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from explorer import backend  # noqa: E402
+
+backend.configure()  # before torch loads: OpenMP's wait policy, torch's threads, flush-denormal
+
 import torch  # noqa: E402
 
-import explorer  # noqa: E402,F401
 from explorer import ExperimentConfig, analyze  # noqa: E402
 from explorer.analysis import auto_stride, pair_norms  # noqa: E402
 from explorer.cells import build_cell, make_inputs  # noqa: E402
@@ -125,7 +128,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    results = {"threads": torch.get_num_threads(), "device": str(explorer.backend.device())}
+    results = {"threads": torch.get_num_threads(), "device": str(backend.device())}
 
     results["efficiency"] = [efficiency(ExperimentConfig(seq_len=400, hidden=128)),
                              efficiency(ExperimentConfig(cell="lstm", seq_len=400, hidden=64))]

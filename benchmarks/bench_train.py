@@ -22,7 +22,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from explorer import backend  # noqa: E402  (thread pool settings before torch work)
+from explorer import backend  # noqa: E402
+
+backend.configure()  # before torch loads: OpenMP's wait policy, torch's threads, flush-denormal
+
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 

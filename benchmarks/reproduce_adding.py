@@ -24,7 +24,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from explorer import backend  # noqa: E402,F401  (thread pool settings first)
+from explorer import backend  # noqa: E402
+
+backend.configure()  # before torch loads: OpenMP's wait policy, torch's threads, flush-denormal
+
 from explorer.config import ExperimentConfig, TrainConfig  # noqa: E402
 from explorer.train import train  # noqa: E402
 

@@ -1,33 +1,62 @@
-"""Process-wide torch settings: one thread pool, flush-to-zero, the device.
+"""Process-wide torch settings, made explicit; the device; private random generators.
 
-Imported before anything else touches torch, because two settings only take hold
-before the first parallel op: OpenMP's wait policy (a spinning pool makes
-small-op autograd many times slower while another session computes) and
-flush-denormal (a float32 matmul on subnormals runs ~100x slower).
+Importing this module (or any of the library) sets nothing and starts no thread: the settings
+the library is tuned for are applied by :func:`configure`, which each entry point calls once
+(the CLI, the app's ``ui.py``, the benchmarks). A notebook may call it too, or keep its own.
+This module does not import torch until it is used, so that :func:`configure` can come first:
+OpenMP reads its wait policy when torch loads.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+from typing import TYPE_CHECKING
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if TYPE_CHECKING:
+    import torch
 
-import torch  # noqa: E402
-
-# Streamlit serves many sessions from one process; they share this pool.
-# Two threads per physical core pair is the sweet spot for n <= 512 matmuls.
+# Intra-op threads of an analysis (``analysis.analyze`` runs on this many whatever thread calls
+# it): ``EXPLORER_THREADS``, default the CPU count, at most 8. Streamlit serves many sessions from
+# one process; they share this pool. Two threads per physical core pair is the sweet spot for
+# n <= 512 matmuls. Read from the environment only: no torch call.
 THREADS = max(1, min(int(os.environ.get("EXPLORER_THREADS", os.cpu_count() or 1)), 8))
-torch.set_num_threads(THREADS)
-torch.set_flush_denormal(True)
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-def device() -> torch.device:
+def configure() -> None:
+    """Apply the process-wide settings the library is tuned for. Idempotent: a second call sets
+    the same again (useful from another thread: flush-to-zero is per thread).
+
+    * ``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it: a spinning OpenMP pool makes
+      small-op autograd many times slower while another session computes. OpenMP reads it when
+      torch first loads, so it takes hold in this process only if this runs before anything
+      imports torch (the entry points call it first); child processes inherit it either way.
+    * ``torch.set_num_threads(THREADS)``.
+    * ``torch.set_flush_denormal(True)`` in the calling thread: a float32 matmul on subnormals runs
+      ~100x slower. (The library's worker threads set their own: one thread, flush-to-zero.)
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import torch
+
+    torch.set_num_threads(THREADS)
+    torch.set_flush_denormal(True)
+
+
+def __getattr__(name: str):
+    if name == "DTYPES":  # built on first use: importing this module does not import torch
+        import torch
+
+        globals()["DTYPES"] = dtypes = {"float32": torch.float32, "float64": torch.float64}
+        return dtypes
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def device() -> "torch.device":
     """``cuda`` when present (same numbers, faster), else ``cpu``.
 
     ``EXPLORER_DEVICE=cpu`` forces the CPU, e.g. to compare the two.
     """
+    import torch
+
     forced = os.environ.get("EXPLORER_DEVICE")
     if forced:
         return torch.device(forced)
@@ -36,22 +65,27 @@ def device() -> torch.device:
 
 @contextlib.contextmanager
 def threads(count: int):
-    """Run a block with ``count`` intra-op threads, then restore. Training steps are small
-    ops (n <= 512 matvecs): on 2 cores one thread is about 2.5x faster than two."""
+    """Run a block with ``count`` intra-op threads, then restore, with flush-to-zero on in this thread.
+    Training steps are small ops (n <= 512 matvecs): on 2 cores one thread is about 2.5x faster than two."""
+    import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(count)
+    torch.set_flush_denormal(True)  # per thread: a Streamlit script thread is not the one configure() ran in
     try:
         yield
     finally:
         torch.set_num_threads(before)
 
 
-def generator(seed: int, stream: int, dev: torch.device | None = None) -> torch.Generator:
+def generator(seed: int, stream: int, dev: "torch.device | None" = None) -> "torch.Generator":
     """A private RNG (never the global one: sessions run concurrently).
 
     ``stream`` separates what the seed drives: 0 = weights, 1 = inputs, 2 = training data,
     3 = the training read-out.
     """
+    import torch
+
     gen = torch.Generator(device="cpu")
     gen.manual_seed(int(seed) * 4 + stream)
     return gen

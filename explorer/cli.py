@@ -10,6 +10,7 @@ import json
 import sys
 from typing import Sequence
 
+from . import backend
 from .config import SPECS, TRAIN_SPECS, ExperimentConfig, TrainConfig, check, describe
 
 
@@ -46,6 +47,7 @@ def _values(args: argparse.Namespace, specs) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    backend.configure()  # the process-wide torch settings, before anything imports torch
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

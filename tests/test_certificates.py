@@ -1,10 +1,11 @@
-"""The spectral-norm certificates of explorer.jacobian on matrices with known singular values."""
+"""The spectral-norm certificates of explorer.jacobian.certificates on matrices with known singular values."""
 import math
 
 import pytest
 import torch
 
-from explorer.jacobian import Tally, _unit_start, certified_spectral
+from explorer.jacobian import Certificate, Plan, Tally, certified_spectral
+from explorer.jacobian.certificates import _unit_start
 
 
 def _with_spectrum(sigma: torch.Tensor, seed: int) -> torch.Tensor:
@@ -61,7 +62,7 @@ def test_each_certificate_is_used_where_it_should_be():
         tally = Tally()
         # a cold start: in all_pairs each block is warm from the previous lag
         certified_spectral(S, _unit_start(B, m, S.dtype, "cpu"), torch.ones(B, dtype=S.dtype), rtol, tally,
-                           max_iter=8)
+                           Plan(ritz_steps=8))
         used[kind] = tally
     assert used["dominant"].power + used["dominant"].ritz == B  # the residual bound with the trace of the complement
     assert used["moderate"].moment > B // 2  # the trace fails, tr(G^2) of the complement does not
@@ -76,13 +77,13 @@ def test_moment_bound_on_a_hand_made_case():
     S = _with_spectrum(sigma, seed=4)
     F2 = (S * S).sum((1, 2))
     tally = Tally()
-    sigma2, _ = certified_spectral(S, _unit_start(1, m, S.dtype, "cpu"), F2, 1e-9, tally, max_iter=8)
+    sigma2, _ = certified_spectral(S, _unit_start(1, m, S.dtype, "cpu"), F2, 1e-9, tally, Plan(ritz_steps=8))
     assert tally.moment == 1
     assert math.isclose(float(sigma2), 1.0, rel_tol=2e-9)
 
 
-@pytest.mark.parametrize("max_iter,cholesky", [(1, False), (3, True)])
-def test_mixed_batch_each_row_gets_its_own_certificate(max_iter, cholesky):
+@pytest.mark.parametrize("plan", [Plan(ritz_steps=1).without(Certificate.CHOLESKY), Plan.FULL], ids=["one-step", "full"])
+def test_mixed_batch_each_row_gets_its_own_certificate(plan):
     """Rows that the first bound settles and rows that go on to the Gram matrix, in one batch."""
     B, m, rtol = 20, 32, 1e-9
     sigma = torch.cat([_spectra("dominant", B // 2, m), _spectra("flat", B // 2, m)])
@@ -94,8 +95,7 @@ def test_mixed_batch_each_row_gets_its_own_certificate(max_iter, cholesky):
     near = torch.linalg.svd(S).Vh[:, :4] + 1e-6 * torch.randn(B, 4, m, generator=gen, dtype=S.dtype)
     warm = torch.linalg.qr(near.transpose(1, 2))[0].transpose(1, 2)
     tally = Tally()
-    sigma2, _ = certified_spectral(S, warm, torch.ones(B, dtype=S.dtype), rtol, tally,
-                                   max_iter=max_iter, cholesky=cholesky)
+    sigma2, _ = certified_spectral(S, warm, torch.ones(B, dtype=S.dtype), rtol, tally, plan)
     got = sigma2.sqrt()
     assert tally.power + tally.ritz == B // 2  # the trace bound settles the dominant half only
     assert (got <= exact * (1 + 1e-13)).all() and (got >= exact / (1 + rtol)).all()
@@ -123,7 +123,7 @@ def test_power_step_settles_one_dominant_direction_from_a_warm_start(dtype, rtol
 
 def test_block_left_by_a_power_step_is_orthonormalised_before_rayleigh_ritz():
     """A power step moves the block's first row to G v / |G v| and leaves the others: the rows
-    are no longer orthonormal. Passed on with ``orthonormal=False`` (as all_pairs does after a
+    are no longer orthonormal. Passed on with ``Plan.orthonormal`` False (as all_pairs does after a
     power step), the Ritz values are still lower bounds within rtol, and the block comes back
     orthonormal."""
     B, m, rtol = 30, 32, 1e-9
@@ -135,9 +135,50 @@ def test_block_left_by_a_power_step_is_orthonormalised_before_rayleigh_ritz():
     moved = V[:, 0] + 0.8 * V[:, 1]
     V[:, 0] = moved / torch.linalg.vector_norm(moved, dim=1, keepdim=True)  # unit, 0.62 along row 1
     tally = Tally()
-    sigma2, V = certified_spectral(S, V, torch.ones(B, dtype=S.dtype), rtol, tally, power_step=False,
-                                   orthonormal=False)
+    sigma2, V = certified_spectral(S, V, torch.ones(B, dtype=S.dtype), rtol, tally,
+                                   Plan.NO_POWER.replace(orthonormal=False))
     got = sigma2.sqrt()
     assert tally.ritz > 0 and tally.exact + tally.cholesky > 0
     assert (got <= exact * (1 + 1e-13)).all() and (got >= exact / (1 + rtol)).all()
     torch.testing.assert_close(V @ V.transpose(1, 2), torch.eye(4, dtype=S.dtype).expand(B, 4, 4))
+
+
+def test_certificates_are_listed_once_tally_plan_and_docs_follow():
+    import dataclasses
+
+    names = [how.value for how in Certificate]
+    assert names == ["power", "ritz", "moment", "cholesky", "exact"]  # cheapest first
+    assert [f.name for f in dataclasses.fields(Tally)] == names
+    assert Tally(power=1, ritz=2, moment=3, cholesky=4, exact=5).certified == 10
+    for i, name in enumerate(names):
+        assert f"{i}. ``{name}``" in certified_spectral.__doc__ and f"``{name}``" in Tally.__doc__
+    assert "<certificates>" not in certified_spectral.__doc__
+    assert Plan.FULL.tries == frozenset(Certificate) and Plan() == Plan.FULL
+    assert not Plan.FLAT.uses(Certificate.POWER) and not Plan.FLAT.uses(Certificate.CHOLESKY) and Plan.FLAT.ritz_steps == 1
+    assert Plan.NO_POWER.tries == frozenset(Certificate) - {Certificate.POWER}
+    assert Plan(tries={"ritz", "exact"}).tries == {Certificate.RITZ, Certificate.EXACT}  # by the Tally's names too
+    for bad in (dict(tries={Certificate.POWER, Certificate.EXACT}), dict(tries=set(Certificate) - {Certificate.EXACT}),
+                dict(ritz_steps=0)):
+        with pytest.raises(ValueError):
+            Plan(**bad)
+
+
+@pytest.mark.parametrize("plan", [Plan.FULL, Plan.NO_POWER, Plan.FLAT, Plan(tries={"ritz", "exact"}, ritz_steps=2)],
+                         ids=["full", "no-power", "flat", "ritz-then-exact"])
+def test_a_plan_uses_only_its_certificates_and_stays_within_rtol(plan):
+    B, m, rtol = 30, 32, 1e-9
+    sigma = torch.cat([_spectra(kind, B // 3, m) for kind in ("flat", "moderate", "dominant")])
+    S = _with_spectrum(sigma, seed=10)
+    S = S / torch.linalg.matrix_norm(S)[:, None, None]
+    exact = torch.linalg.matrix_norm(S, ord=2)
+    gen = torch.Generator().manual_seed(11)
+    near = torch.linalg.svd(S).Vh[:, :4] + 1e-6 * torch.randn(B, 4, m, generator=gen, dtype=S.dtype)
+    warm = torch.linalg.qr(near.transpose(1, 2))[0].transpose(1, 2)
+    tally = Tally()
+    sigma2, _ = certified_spectral(S, warm, torch.ones(B, dtype=S.dtype), rtol, tally, plan)
+    for how in Certificate:
+        if not plan.uses(how):
+            assert getattr(tally, how.value) == 0, (how, tally)
+    assert tally.certified + tally.exact == B
+    got = sigma2.sqrt()
+    assert (got <= exact * (1 + 1e-13)).all() and (got >= exact / (1 + rtol)).all()

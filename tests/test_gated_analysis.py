@@ -9,7 +9,7 @@ import torch
 
 from explorer import ExperimentConfig, analyze, to_json
 from explorer.cli import main
-from explorer.jacobian import _Split
+from explorer.jacobian.chains import _Split
 from tests.reference import plain_product_norms
 
 

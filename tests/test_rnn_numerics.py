@@ -308,7 +308,7 @@ def test_two_worker_sweep_equals_one_sweep_and_reports_progress_from_the_caller(
     calling thread (Streamlit's widgets), and a worker's error must reach the caller."""
     import threading
 
-    from explorer import jacobian
+    from explorer.jacobian import pairs
 
     cfg = ExperimentConfig(hidden=12, seq_len=70, seed=3, gain=1.3, init="gaussian", **F64)
     cell, _, tr = trace_of(cfg)
@@ -317,15 +317,15 @@ def test_two_worker_sweep_equals_one_sweep_and_reports_progress_from_the_caller(
     split = all_pairs(jac, 70, 12, rtol=1e-9, dtype=torch.float64,
                       progress=lambda f: seen.append((f, threading.current_thread())))
     one = []
-    original = jacobian._run_split
+    original = pairs._run_split  # looked up in explorer.jacobian.pairs, where all_pairs calls it
     try:
         def one_sweep(sweep, a0, a1, K, tally, device, progress, done_before, total):
             one.append((a0, a1))
             original(sweep, a0, a1, K, tally, torch.device("meta"), progress, done_before, total)
-        jacobian._run_split = one_sweep
+        pairs._run_split = one_sweep
         single = all_pairs(jac, 70, 12, rtol=1e-9, dtype=torch.float64)
     finally:
-        jacobian._run_split = original
+        pairs._run_split = original
     assert one == [(0, 70)]
     # halves are smaller batches (other BLAS blocking, other rows per certificate): equal to
     # rounding, and each within the stated rtol of the true norm
@@ -338,7 +338,7 @@ def test_two_worker_sweep_equals_one_sweep_and_reports_progress_from_the_caller(
     def broken(*args, **kwargs):
         assert threading.current_thread().name.startswith("explorer-pairs")
         raise RuntimeError("broken certificate")
-    monkeypatch.setattr(jacobian, "certified_spectral", broken)
+    monkeypatch.setattr(pairs, "certified_spectral", broken)
     with pytest.raises(RuntimeError, match="broken certificate"):
         all_pairs(jac, 70, 12, dtype=torch.float64)
 
@@ -348,16 +348,16 @@ def test_interrupted_caller_stops_both_workers_before_the_error_goes_on(monkeypa
     here the progress callback: the two workers must stop at their next lag, not run on."""
     import time
 
-    from explorer import jacobian
+    from explorer.jacobian import pairs
 
     calls = []
-    certify = jacobian.certified_spectral
+    certify = pairs.certified_spectral
 
     def slow(*args, **kwargs):
         calls.append(1)
         time.sleep(0.002)
         return certify(*args, **kwargs)
-    monkeypatch.setattr(jacobian, "certified_spectral", slow)
+    monkeypatch.setattr(pairs, "certified_spectral", slow)
 
     def progress(fraction):
         if fraction > 0:

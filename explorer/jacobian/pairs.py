@@ -1,0 +1,208 @@
+r"""The all-pairs sweep: log10 norms of dz_s/dz_t for every pair t <= s of a time grid.
+
+**Batched along the lag.** For a grid g_0 < .. < g_{K-1} (:func:`~explorer.jacobian.chains.make_grid`)
+and a lag L, every start a advances at once,
+
+.. math:: P(g_a, g_{a+L}) = B_{a+L}\, P(g_a, g_{a+L-1}),\qquad B_j = J_{g_j} \cdots J_{g_{j-1}+1},
+
+one batched matmul per lag (K^2/2 products in K batched calls), each product renormalised to
+unit Frobenius norm with its log scale apart (:mod:`~explorer.jacobian.chains`). At stride 1 the
+blocks B_j are the Jacobians themselves; at a coarser stride they are folded first
+(:func:`~explorer.jacobian.chains._block_products`), so every product is still exact over every step.
+
+**Certified.** Each lag's batch is certified (:func:`~explorer.jacobian.certificates.certified_spectral`)
+with the previous lag's Ritz vectors as the warm start, by a :class:`Plan` chosen from how the
+previous lags went (:func:`_plan_at`). ``method="exact"`` takes the same products and
+eigvalsh of their float64 Gram matrices instead: the reference the certificates are tested against.
+
+**Both cores.** On the CPU the start points are split in two runs of equal work on two
+single-threaded workers (:func:`~explorer.jacobian.workers._run_split`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .certificates import Certificate, Plan, Tally, _unit_start, certified_spectral, exact_spectral
+from .chains import LOG10E, Jacobians, _block_products, _Split, _times, make_grid, scaled
+from .workers import _run_split
+
+CHUNK_BYTES = 256 * 2**20  # memory for the products of one chunk of start points
+METHODS = ("certified", "exact")
+Method = Literal["certified", "exact"]
+
+
+@dataclass(frozen=True)
+class View:
+    """A block of the state Jacobian whose norms are reported: rows and columns of z."""
+
+    name: str
+    row_range: tuple[int, int] | None = None  # [start, stop) of z; None = all
+    col_range: tuple[int, int] | None = None
+
+    @property
+    def rows(self) -> slice:
+        return slice(*self.row_range) if self.row_range else slice(None)
+
+    @property
+    def cols(self) -> slice:
+        return slice(*self.col_range) if self.col_range else slice(None)
+
+    def size(self, m: int) -> int:
+        return len(range(m)[self.cols])
+
+    def is_full(self) -> bool:
+        return self.row_range is None and self.col_range is None
+
+
+@dataclass
+class PairNorms:
+    """log10 norms of dz_s/dz_t over a grid of time indices (0 = z_0 .. T = z_T)."""
+
+    grid: np.ndarray  # (K,) time indices, ascending, grid[-1] = T
+    log10_spectral: dict[str, np.ndarray]  # view -> (K, K); [i, j] = pair (grid[i], grid[j]), NaN below diagonal
+    log10_frobenius: dict[str, np.ndarray]  # view -> (K, K)
+    rtol: float  # certified relative error of the spectral norms
+    tally: Tally = field(default_factory=lambda: Tally())
+    # pairs t < s with s >= this step are undefined (NaN): the forward pass overflowed there
+    undefined_from: int | None = None
+
+    @property
+    def certified(self) -> int:
+        """Spectral norms settled by a certificate (a residual bound or Cholesky), not an eigen-solve."""
+        return self.tally.certified
+
+    @property
+    def exact(self) -> int:
+        return self.tally.exact
+
+
+def _plan_at(L: int, settled: float, powered: float, orthonormal: bool) -> Plan:
+    """The plan for lag L of one view, from the share of rows the certificates ``settled`` at the
+    previous lag and the share the power step settled when last tried (``powered``).
+
+    At short lags (flat spectra) the bounds fail: straight to the eigen-solve (``Plan.FLAT``),
+    trying them again every 4th lag. The power step pays where it settles most rows (one dominant
+    direction, the RNN's long lags; not the LSTM's, whose carousel keeps several): tried again
+    every 8th lag. ``orthonormal``: the warm block's rows (not after a power step)."""
+    if settled < 0.02 and L % 4 != 0:
+        plan = Plan.FLAT
+    elif powered > 0.5 or L % 8 == 0:
+        plan = Plan.FULL
+    else:
+        plan = Plan.NO_POWER
+    return plan if plan.orthonormal == orthonormal else plan.replace(orthonormal=orthonormal)
+
+
+def all_pairs(jac: Jacobians, T: int, m: int, *, views: tuple[View, ...] = (View("state"),),
+              stride: int = 1, rtol: float = 1e-5, dtype=torch.float32, device="cpu",
+              progress: Callable[[float], None] | None = None, diagonal_from: int | None = None,
+              before: int | None = None, method: Method = "certified") -> PairNorms:
+    r"""log10 spectral and Frobenius norms of dz_s/dz_t for all grid pairs t <= s.
+
+    ``jac(steps)`` returns the analytic J_k for 1-based ``steps`` (K,) as (K, m, m), or as
+    (\hat J_k, log scales) with J_k = e^{s_k} \hat J_k (:func:`~explorer.jacobian.chains.scaled`).
+    ``diagonal_from`` = c declares that columns c: of every J_k are diagonal blocks (the LSTM's
+    dz_t/dc_{t-1}: diag(dh/dc) over diag(f)), which halves the cost of each product.
+    ``stride`` > 1 keeps every grid_th time index (display resolution); each product is still
+    the exact product of every step in between. ``before`` = k computes only the pairs with s < k
+    (the rest stay NaN: the steps from k on are undefined) and leaves J_k, J_k+1, .. unused.
+    ``method``: "certified" (each spectral norm within ``rtol`` below that of the computed product,
+    never above it, up to the rounding of the Gram matrix) or "exact" (the same products, eigvalsh
+    of each float64 Gram matrix P^T P: the reference; ``rtol`` is then that of LAPACK, reported as 0).
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    grid = make_grid(T, stride)
+    K = len(grid)
+    spec = {v.name: np.full((K, K), np.nan) for v in views}
+    fro = {v.name: np.full((K, K), np.nan) for v in views}
+    for v in views:  # P(t, t) = I restricted to the view
+        np.fill_diagonal(spec[v.name], 0.0 if v.row_range == v.col_range else -np.inf)
+        np.fill_diagonal(fro[v.name], 0.5 * math.log10(v.size(m)) if v.row_range == v.col_range else -np.inf)
+    result = PairNorms(grid=grid, log10_spectral=spec, log10_frobenius=fro, rtol=rtol if method == "certified" else 0.0)
+    tally = result.tally
+    reach = K if before is None else int(np.searchsorted(grid, before))  # grid points whose pairs are computed
+    if reach < 2:
+        return result
+
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    if stride == 1:
+        every_step = None
+        if T * m * m * itemsize <= CHUNK_BYTES:  # built once, not once per lag
+            every_step, every_log = scaled(jac, torch.arange(1, T + 1, device=device))
+            every_split = None if diagonal_from is None else _Split.of(every_step, diagonal_from)
+
+        def blocks(j0: int, j1: int, first: bool) -> tuple[Tensor | _Split, Tensor]:  # J_k for k in [j0, j1)
+            if every_step is not None:
+                J, logs = every_step[j0 - 1:j1 - 1], every_log[j0 - 1:j1 - 1]
+            else:
+                J, logs = scaled(jac, torch.arange(j0, j1, device=device))
+            if first or diagonal_from is None:
+                return J, logs
+            return (every_split[j0 - 1:j1 - 1] if every_step is not None else _Split.of(J, diagonal_from)), logs
+    else:
+        # the fold over all T steps is the larger share of the work at a coarse stride
+        block_mats, block_logs = _block_products(jac, grid, device, diagonal_from,
+                                                 progress and (lambda f: progress(0.6 * f)))
+        progress = progress and (lambda f, report=progress: report(0.6 + 0.4 * f))
+
+        def blocks(j0: int, j1: int, first: bool) -> tuple[Tensor, Tensor]:  # block j: grid[j-1] -> grid[j]
+            return block_mats[j0 - 1:j1 - 1], block_logs[j0 - 1:j1 - 1]
+
+    def sweep(a0: int, a1: int, tally: Tally, report: Callable[[int], None]) -> None:
+        """Every pair with a start in [a0, a1), lag by lag: one batched product per lag."""
+        P = log_scale = None
+        warm = {v.name: _unit_start(a1 - a0, v.size(m), dtype, device) for v in views}
+        settled = {v.name: 0.0 for v in views}  # share certified at the previous lag (lag 1: flat)
+        powered = {v.name: 0.0 for v in views}  # share the power step settled when last tried
+        orthonormal = {v.name: True for v in views}  # the warm block's rows (not after a power step)
+        for L in range(1, reach - a0):
+            a_end = min(a1, reach - L)  # start indices a with a + L <= reach - 1
+            nb = a_end - a0
+            factor, B_log = blocks(a0 + L, a_end + L, P is None)
+            P = factor.clone() if P is None else _times(factor, P[:nb])
+            log_scale = torch.zeros(nb, dtype=torch.float64, device=device) if log_scale is None else log_scale[:nb]
+            if B_log is not None:
+                log_scale = log_scale + B_log
+            norms = torch.linalg.vector_norm(P, dim=(1, 2))
+            P /= torch.where(norms > 0, norms, 1)[:, None, None]
+            log_scale = log_scale + torch.log(norms.double())  # -inf once a product is exactly 0
+            rows_i, cols_i = np.arange(a0, a_end), np.arange(a0, a_end) + L
+            for v in views:
+                S = P if v.is_full() else P[:, v.rows, v.cols]
+                F2 = (torch.ones(nb, dtype=P.dtype, device=device) if v.is_full()
+                      else torch.linalg.vector_norm(S.reshape(nb, -1), dim=1) ** 2)  # a contiguous copy: 3x faster
+                if method == "exact":
+                    sigma2 = exact_spectral(S)
+                    tally.settle(Certificate.EXACT, nb)
+                else:
+                    before_all, before_power = tally.certified, tally.power
+                    plan = _plan_at(L, settled[v.name], powered[v.name], orthonormal[v.name])
+                    sigma2, warm[v.name] = certified_spectral(S, warm[v.name][:nb], F2, rtol, tally, plan)
+                    orthonormal[v.name] = not plan.uses(Certificate.POWER)
+                    settled[v.name] = (tally.certified - before_all) / nb
+                    if plan.uses(Certificate.POWER):
+                        powered[v.name] = (tally.power - before_power) / nb
+                log10_spec = (log_scale + 0.5 * torch.log(sigma2.double())) * LOG10E
+                log10_fro = (log_scale + 0.5 * torch.log(F2.double())) * LOG10E
+                spec[v.name][rows_i, cols_i] = log10_spec.cpu().numpy()
+                fro[v.name][rows_i, cols_i] = log10_fro.cpu().numpy()
+            report(nb)
+
+    chunk = max(1, min(reach - 1, CHUNK_BYTES // (3 * m * m * itemsize)))
+    for a0 in range(0, reach - 1, chunk):
+        a1 = min(a0 + chunk, reach - 1)
+        _run_split(sweep, a0, a1, reach, tally, device, progress,
+                   done_before=_pairs_from(a0, reach), total=_pairs_from(reach - 1, reach))
+    return result
+
+
+def _pairs_from(a0: int, K: int) -> int:
+    """Pairs (a, a + L), L >= 1, with a start a < a0 on a grid of K points."""
+    return a0 * (K - 1) - a0 * (a0 - 1) // 2

@@ -1,0 +1,117 @@
+"""Importing the library changes nothing; backend.configure() makes the process-wide settings explicit;
+the worker pools start on first use; the jacobian package's modules import in one direction."""
+import ast
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_fresh(code: str, **env: str) -> str:
+    """``code`` in a fresh interpreter at the repository root; its stdout."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "EXPLORER_THREADS")}
+    environ.update(env)
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=environ, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_importing_explorer_starts_no_thread_and_changes_no_torch_setting():
+    # EXPLORER_THREADS differs from torch's default, so a set_num_threads(THREADS) on import would show
+    out = run_fresh("""
+        import os, threading
+        import torch
+        threads, active = torch.get_num_threads(), threading.active_count()
+        import explorer
+        from explorer import backend
+        assert "torch" not in vars(backend), "backend imports torch on first use only"
+        import explorer.analysis, explorer.cli, explorer.config, explorer.jacobian, explorer.train
+        from explorer.jacobian import certificates, chains, pairs, workers
+        from explorer import ExperimentConfig, analyze
+        assert backend.THREADS != threads, (backend.THREADS, threads)
+        assert torch.get_num_threads() == threads, torch.get_num_threads()
+        assert threading.active_count() == active, [t.name for t in threading.enumerate()]
+        assert "OMP_WAIT_POLICY" not in os.environ
+        assert (torch.tensor([1e-323], dtype=torch.float64) * 1.0).item() != 0.0  # subnormals not flushed
+        assert not workers._pools
+        print("ok")
+    """, EXPLORER_THREADS="1" if _default_threads() != 1 else "3")
+    assert out.strip() == "ok"
+
+
+def _default_threads() -> int:
+    return int(run_fresh("import torch; print(torch.get_num_threads())"))
+
+
+def test_importing_explorer_does_not_load_torch():
+    """So that an entry point can call backend.configure() first: OpenMP reads its wait policy when torch loads."""
+    out = run_fresh("""
+        import sys
+        import explorer
+        from explorer import backend
+        print("torch" in sys.modules)
+    """)
+    assert out.strip() == "False"
+
+
+def test_configure_applies_the_settings_and_is_idempotent():
+    out = run_fresh("""
+        import os, threading
+        from explorer import backend
+        backend.configure()
+        import torch
+        assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+        assert torch.get_num_threads() == backend.THREADS == 3, torch.get_num_threads()
+        assert (torch.tensor([1e-323], dtype=torch.float64) * 1.0).item() == 0.0  # flushed to zero
+        backend.configure()
+        assert torch.get_num_threads() == 3
+        assert threading.active_count() == 1
+        print("ok")
+    """, EXPLORER_THREADS="3")
+    assert out.strip() == "ok"
+    # a wait policy the environment sets is kept
+    out = run_fresh("""
+        import os
+        from explorer import backend
+        backend.configure()
+        print(os.environ["OMP_WAIT_POLICY"])
+    """, OMP_WAIT_POLICY="ACTIVE")
+    assert out.strip() == "ACTIVE"
+
+
+def test_worker_pools_start_on_first_use_single_threaded():
+    out = run_fresh("""
+        import threading
+        from explorer import backend
+        backend.configure()
+        import torch
+        from explorer.jacobian import all_pairs, batched_lapack, workers
+        assert not workers._pools and threading.active_count() == 1
+        all_pairs(lambda steps: torch.eye(4).expand(len(steps), 4, 4).clone(), 40, 4)
+        names = sorted(t.name for t in threading.enumerate() if t.name.startswith("explorer-"))
+        assert names and all(name.startswith("explorer-pairs") for name in names), names
+        seen = workers._pool("pairs").submit(lambda: (torch.get_num_threads(),
+                                                      (torch.tensor([1e-323], dtype=torch.float64) * 1.0).item()))
+        assert seen.result() == (1, 0.0), seen.result()  # one thread, flush-to-zero: the workers' own
+        batched_lapack(torch.linalg.eigvalsh, torch.eye(3).expand(8, 3, 3).clone())
+        assert set(workers._pools) == {"pairs", "lapack"}
+        print("ok")
+    """, EXPLORER_THREADS="2")
+    assert out.strip() == "ok"
+
+
+def test_jacobian_modules_import_in_one_direction():
+    """workers <- certificates <- chains <- pairs: each imports only those before it (no cycle)."""
+    order = ["workers", "certificates", "chains", "pairs"]
+    package = ROOT / "explorer" / "jacobian"
+    assert sorted(p.stem for p in package.glob("*.py")) == sorted(order + ["__init__"])
+    for i, name in enumerate(order):
+        tree = ast.parse((package / f"{name}.py").read_text())
+        local = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 1}
+        assert local <= set(order[:i]), (name, local)
+        above = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level > 1}
+        assert not above, (name, above)  # nothing from the rest of the library
