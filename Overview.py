@@ -39,6 +39,12 @@ st.header("4 · LSTM, one gate at a time, and the GRU")
 st.latex(r"c_t = f_t\, c_{t-1} + i_t\, g_t,\qquad h_t = o_t \tanh(c_t)")
 st.markdown("With only the input gate, $\\partial c_t/\\partial c_{t-1} = I$: the *constant error carousel*. "
             "The **LSTM and GRU** page builds the cell stage by stage and overlays the simple RNN.")
+st.header("5 · The recurrences of the 2020s")
+st.latex(r"h_t = a_t \odot h_{t-1} + b_t,\qquad \frac{\partial h_t}{\partial h_{t-1}} = \mathrm{diag}(a_t)")
+st.markdown("The LRU (Orvieto et al. 2023) and minGRU / minLSTM (Feng et al. 2024) answer the lecture's question "
+            "another way: their recurrence is **diagonal and independent of $h$**, with $|a_t|$ held near 1 by "
+            "construction, so the product is each unit's own decay and nothing can cancel or explode. The "
+            "**Modern Recurrences** page puts them beside the simple RNN.")
 st.divider()
 st.markdown("Every control lives in the URL, seed included: copy the address bar to share the exact picture. "
             "Every chart's data can be downloaded. The same numbers come from `python -m explorer analyze --json`.")

@@ -20,12 +20,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from . import backend
+from . import backend, diagonal
 from .cells import RecurrentCell, Trace, build_cell, make_inputs
 from .config import ExperimentConfig
 from .registry import cell_type
 from .jacobian import (LOG10E, PairNorms, View, all_pairs, backprop_log, batched_lapack, log10_singular_values,
-                       step_norms, to_the_end)
+                       make_grid, step_norms, to_the_end)
 
 APP_FLOP_BUDGET = 6.0e11  # about 4 s of float32 matmuls on 2 laptop cores
 MIN_GRID = 16  # grid points of the coarsest map the app shows
@@ -33,6 +33,9 @@ PAIR_COST = 2.5  # matmul-equivalents per grid pair: the product, norms and the 
 # per grid pair whatever n, in float ops: ~6 us of small-op dispatch and certificate bookkeeping (measured at
 # n = 4..16, where it is the whole cost: T = 2000, n = 16 at stride 1 took 13-40 s)
 PAIR_OVERHEAD_FLOPS = 1.0e6
+# per unit and grid pair of a diagonal recurrence, in float ops: a float32 maximum and a share of one float64
+# matrix product (explorer.diagonal)
+DIAGONAL_PAIR_FLOPS = 60.0
 
 
 @dataclass
@@ -86,6 +89,8 @@ def analysis_flops(config: ExperimentConfig, stride: int) -> float:
     m = config.hidden * kind.state_units
     T = config.seq_len
     K = math.ceil(T / stride) + 1
+    if kind.jacobian == "diagonal":  # explorer.diagonal: O(u) per pair, no products of matrices
+        return DIAGONAL_PAIR_FLOPS * config.hidden * K * (K - 1) / 2
     product = 0.5 if kind.jacobian == "diagonal_columns" else 1.0
     views = len(kind.views)
     pair = PAIR_COST * (1.6 if views > 1 else 1.0)
@@ -132,21 +137,25 @@ def pair_norms(cell: RecurrentCell, trace: Trace, config: ExperimentConfig, stri
     return pairs
 
 
-def contributions(cell: RecurrentCell, trace: Trace, jac: Callable) -> tuple[np.ndarray, np.ndarray]:
+def _seed(cell: RecurrentCell, trace: Trace) -> torch.Tensor:
+    """dL/dz_T for L = u^T h_T, u = 1/sqrt(n) (h: the state's first n units), (m,)."""
+    seed = torch.zeros(cell.state_size, dtype=trace.z.dtype, device=trace.z.device)
+    seed[:cell.hidden] = 1.0 / math.sqrt(cell.hidden)
+    return seed
+
+
+def contributions(cell: RecurrentCell, trace: Trace, deltas: torch.Tensor, log_norms: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
     r"""log10 \|C_t\|_F of the per-step terms of dL/dW_ih for L = u^T h_T, u = 1/\sqrt{n}, sequence 0.
 
     C_t = (dL/dd_t)^T x_t, where d_t = W_ih x_t + b_ih is step t's input drive and
-    dL/dd_t = \delta_t dz_t/dd_t with \delta_t = dL/dz_t. \delta is carried in log space
-    (:func:`~explorer.jacobian.backprop_log`) and \delta_t dz_t/dd_t comes from the cell
-    (:meth:`~explorer.cells.RecurrentCell.input_vjp`: closed form with its own log scale for the
-    simple RNN, autograd for the gated cells). Returns (log10 ||C_t||_F (T,), log10 ||dL/dz_t|| (T+1,)).
+    dL/dd_t = \delta_t dz_t/dd_t with \delta_t = dL/dz_t, given in log space as unit rows ``deltas``
+    (T+1, m) and natural-log norms (T+1,) (:func:`~explorer.jacobian.backprop_log`, or the diagonal
+    closed form). \delta_t dz_t/dd_t comes from the cell (:meth:`~explorer.cells.RecurrentCell.input_vjp`:
+    closed form with its own log scale for the simple RNN, autograd for the others).
+    Returns (log10 ||C_t||_F (T,), log10 ||dL/dz_t|| (T+1,)).
     """
-    m, n = cell.state_size, cell.hidden
     first = trace.sequence(0)
-    T = first.x.shape[0]
-    seed_grad = torch.zeros(m, dtype=trace.z.dtype, device=trace.z.device)
-    seed_grad[:n] = 1.0 / math.sqrt(n)
-    deltas, log_norms = backprop_log(jac, seed_grad, T)
     rows, row_logs = cell.input_vjp(first, deltas[1:, None])  # (T, 1, G n), (T, 1)
     per_drive = rows[:, 0].double().norm(dim=-1)  # (T,)
     x_norm = first.x[:, 0].double().norm(dim=-1)
@@ -239,29 +248,60 @@ def _blank(values: np.ndarray | None, first_row: int | None) -> np.ndarray | Non
     return out
 
 
+def _dense_chain(cell: RecurrentCell, trace: Trace, config: ExperimentConfig, stride: int, undefined: int | None,
+                 progress) -> tuple[PairNorms, tuple[torch.Tensor, np.ndarray], np.ndarray, np.ndarray]:
+    """The maps, dL/dz_t, the singular values at the lag and one step's norms from the cell's (m, m) Jacobians."""
+    T, m, device = config.seq_len, cell.state_size, trace.z.device
+    jac = _first_sequence_jacobians(cell, trace, undefined)
+    pairs = pair_norms(cell, trace, config, stride=stride, progress=progress)
+    backprop = backprop_log(jac, _seed(cell, trace), T)
+    singular = log10_singular_values(jac, T - config.lag, T, m, dtype=trace.z.dtype, device=device)
+    if stride == 1:  # the map's first diagonal: s = t + 1
+        per_step = pairs.log10_spectral["state"][np.arange(T), np.arange(1, T + 1)].copy()
+    else:
+        steps = pairs.grid[1:]
+        per_step = step_norms(jac, steps, m, rtol=_rtol(config), dtype=trace.z.dtype, device=device)
+        if undefined is not None:
+            per_step[steps >= undefined] = np.nan
+    return pairs, backprop, singular, per_step
+
+
+def _diagonal_chain(cell: RecurrentCell, trace: Trace, config: ExperimentConfig, stride: int, undefined: int | None,
+                    progress) -> tuple[PairNorms, tuple[torch.Tensor, np.ndarray], np.ndarray, np.ndarray]:
+    """The same for a diagonal recurrence (:mod:`explorer.diagonal`): every norm from the diagonal's moduli, exact."""
+    T, first = config.seq_len, trace.sequence(0)
+    steps = torch.arange(1, T + 1, device=trace.z.device)
+    log_moduli = cell.log_moduli(first, steps)[:, 0]  # (T, u)
+    grid = make_grid(T, stride)
+    spec, fro = diagonal.pair_maps(log_moduli, grid, cell.modulus_multiplicity, exact64=config.dtype == "float64")
+    pairs = PairNorms(grid=grid, log10_spectral={"state": spec}, log10_frobenius={"state": fro}, rtol=0.0)
+    phases = cell.phases(first, steps)
+    adjoints, log_norms = diagonal.backprop(log_moduli, None if phases is None else phases[:, 0],
+                                            cell.to_adjoint(_seed(cell, trace)))
+    deltas = cell.from_adjoint(adjoints).to(trace.z.dtype)
+    singular = diagonal.singular_values(log_moduli, T - config.lag, T, cell.modulus_multiplicity)
+    if progress is not None:
+        progress(1.0)
+    return pairs, (deltas, log_norms), singular, diagonal.step_norms(log_moduli, grid[1:])
+
+
 def _analyze(config: ExperimentConfig, stride: int, device, progress) -> Analysis:
     t0 = time.perf_counter()
     cell, x, trace = _traced(config, device)
     overflow, undefined = trace.first_nonfinite(), undefined_from(cell, trace)
-    device, jac = trace.z.device, _first_sequence_jacobians(cell, trace, undefined)
-    T, m = config.seq_len, cell.state_size
-    pairs = pair_norms(cell, trace, config, stride=stride, progress=progress)
-    contrib, grad_norms = contributions(cell, trace, jac)
-    lag = config.lag
-    singular = log10_singular_values(jac, T - lag, T, m, dtype=trace.z.dtype, device=device)
-    steps = pairs.grid[1:]
-    if stride == 1:  # the map's first diagonal: s = t + 1
-        per_step = pairs.log10_spectral["state"][np.arange(T), np.arange(1, T + 1)].copy()
-    else:
-        per_step = step_norms(jac, steps, m, rtol=_rtol(config), dtype=trace.z.dtype, device=device)
-        if undefined is not None:
-            per_step[steps >= undefined] = np.nan
+    T, lag = config.seq_len, config.lag
+    chain = _diagonal_chain if cell_type(config.cell).jacobian == "diagonal" else _dense_chain
+    pairs, (deltas, log_norms), singular, per_step = chain(cell, trace, config, stride, undefined, progress)
+    contrib, grad_norms = contributions(cell, trace, deltas, log_norms)
     if undefined is not None:  # every delta_t, t < T, and every product ending at T pass step `undefined`
         contrib, grad_norms, singular = np.full_like(contrib, np.nan), _blank(grad_norms, 0), np.full_like(singular, np.nan)
         grad_norms[T] = math.log10(1.0)  # dL/dh_T = u, whatever h_T is: 1 / sqrt(n) per unit, norm 1
     blocks = cell.recurrent_blocks()
-    eig = (np.zeros(0, dtype=complex) if blocks is None else  # gate blocks split over the two workers
-           batched_lapack(torch.linalg.eigvals, blocks.double().cpu()).reshape(-1).numpy())
+    if blocks is not None:  # gate blocks split over the two workers
+        eig = batched_lapack(torch.linalg.eigvals, blocks.double().cpu()).reshape(-1).numpy()
+    else:  # a diagonal recurrence's fixed eigenvalues (the LRU's lambda), or none that stay fixed
+        fixed = getattr(cell, "eigenvalues", None)
+        eig = fixed().cpu().numpy() if fixed is not None else np.zeros(0, dtype=complex)
     rate = cell.bound_log10_rate()
     gates = {k: _blank(v[:, 0].double().cpu().numpy(), overflow and overflow - 1) for k, v in trace.gates.items()}
     extras = {"saturation": saturation(gates, cell.present_gates())}
@@ -271,6 +311,8 @@ def _analyze(config: ExperimentConfig, stride: int, device, progress) -> Analysi
         if undefined is not None:  # f_k depends on h_(k-1): every lag from T back passes the overflow
             direct = {k: v if k == "lags" else _blank(v, 1) for k, v in direct.items()}
         extras["direct_cell_path"] = direct
+    if trace.c is None and cell.state_size > cell.hidden:  # the rest of the state is more of h (the LRU's Im h)
+        extras["h_imag"] = _blank(trace.z[:, 0, cell.hidden:].double().cpu().numpy(), overflow)
     warnings = [] if overflow is None else [overflow_warning(config, overflow, cell.state_independent_jacobian)]
     return Analysis(
         config=config,
@@ -287,7 +329,7 @@ def _analyze(config: ExperimentConfig, stride: int, device, progress) -> Analysi
         eigenvalues=eig,
         bound_log10_rate=rate,
         extras=extras,
-        step_norms=(steps, per_step),
+        step_norms=(pairs.grid[1:], per_step),
         overflow_step=overflow,
         warnings=warnings,
         seconds=time.perf_counter() - t0,
@@ -361,6 +403,8 @@ NULL_MEANS = {
                      "undefined_from_step is set (every value but grad_norms_log10[T] passes the overflow), else an "
                      "exact zero (log10 = -inf)."),
     "states": "In h, c and gates a null is a non-finite value or a step from overflow_step on (undefined).",
+    "weights": ("A null weight is -inf or inf: the LRU's log-parameters at a ring edge (theta_log at phase 0, "
+                "gamma_log and nu_log at |lambda| = 1)."),
     "bound_log10_rate": ("null where the bound does not apply (normalised or gated cells), or, with "
                          "bound_exact_zero true, where W_hh = 0 makes it exactly zero (log10 = -inf)."),
 }
@@ -387,13 +431,16 @@ def to_json(result: Analysis) -> dict[str, Any]:
         "warnings": list(result.warnings),
         "overflow_step": result.overflow_step,
         "undefined_from_step": result.undefined_from,
-        "weights": {k: v.tolist() for k, v in result.weights.items()},
+        "weights": {k: _values(np.atleast_2d(v)) if v.ndim > 1 else _values(v[None])[0] for k, v in result.weights.items()},
         "inputs": result.inputs.tolist(),
         "h": _values(result.h),
         "jacobian": jac_block("state"),
     }
     if result.c is not None:
         out["c"] = _values(result.c)
+    if "h_imag" in result.extras:
+        out["h_imag"] = _values(result.extras["h_imag"])
+    if "cell" in result.pairs.log10_spectral:
         out["jacobian_cell"] = jac_block("cell")
     if result.gates:
         out["gates"] = {k: _values(v) for k, v in result.gates.items()}

@@ -78,6 +78,9 @@ class ExperimentConfig:
     residual: bool = False  # h_t = h_{t-1} + g(a_t)
     norm: str = "none"  # none | layer | batch (normalise a_t)
     batch: int = 16  # sequences in the batch, for --norm batch
+    r_min: float = 0.9  # LRU: |lambda| drawn uniformly on the ring r_min <= |lambda| <= r_max
+    r_max: float = 0.999
+    max_phase: float = 6.283  # LRU: arg(lambda) drawn in [0, max_phase]
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -156,6 +159,11 @@ def max_batch(seq_len: int, hidden: int) -> int:
     return max(int(SPECS["batch"].lo), min(int(SPECS["batch"].hi), BATCH_NORM_BUDGET // (seq_len * hidden**2)))
 
 
+def _recurrent(values: Values) -> str:
+    """The chosen cell's kind of W_hh (explorer.registry): "square", "stacked" or "none"."""
+    return cell_type(values["cell"]).recurrent if values.get("cell") in CELL_TYPES else "stacked"
+
+
 def _read_by_cell(field: str) -> Callable[[Values], bool]:
     """Shown only where the chosen cell reads the field (its registry entry lists it)."""
     return lambda values: values.get("cell") in CELL_TYPES and field in cell_type(values["cell"]).fields
@@ -175,9 +183,9 @@ SPECS: dict[str, Spec] = {
     "input_size": Spec(lo=1, hi=64, help="Features d of each input x_t", label="input size d"),
     "seq_len": Spec(lo=1, hi=2000, help="Steps T of the unrolled product", label="sequence length T", widget="slider"),
     "init": Spec(choices=INITS, help="How W_hh is drawn (torch.nn.init); each gate block alike for the LSTM and GRU",
-                 label="W_hh initialisation"),
+                 label="W_hh initialisation", visible_if=lambda v: _recurrent(v) != "none"),
     "gain": Spec(lo=0.0, hi=8.0, help="Scale of the initialisation: σ_w for gaussian, the gain of torch.nn.init",
-                 label="gain"),
+                 label="gain", visible_if=lambda v: _recurrent(v) != "none"),
     "input": Spec(choices=INPUTS, help="What x_1..x_T are: N(0, 1) noise, zeros (no drive) or sines",
                   label="input signal"),
     "seed": Spec(lo=0, hi=2**31 - 1, help="Seeds the weights and the inputs: a link with it reproduces the picture",
@@ -198,6 +206,13 @@ SPECS: dict[str, Spec] = {
                   hi_for=lambda v: max_batch(v["seq_len"], v["hidden"]) if v.get("norm") == "batch" else None,
                   hi_reason=lambda v: (f" for norm=batch at seq_len={v['seq_len']}, hidden={v['hidden']} "
                                        "(every sequence runs for the batch statistics)")),
+    "r_min": Spec(lo=0.0, hi=1.0, help="LRU: the smallest |λ| of the ring its eigenvalues are drawn on",
+                  label="LRU ring: r_min", visible_if=_read_by_cell("r_min"), hi_for=lambda v: v.get("r_max"),
+                  hi_reason=lambda v: f" (r_max={v.get('r_max')})"),
+    "r_max": Spec(lo=0.0, hi=1.0, help="LRU: the largest |λ|; 1/(1 − r_max) steps is its longest memory",
+                  label="LRU ring: r_max", visible_if=_read_by_cell("r_max")),
+    "max_phase": Spec(lo=0.0, hi=6.283, help="LRU: arg λ drawn in [0, max_phase] (rotation per step)",
+                      label="LRU max phase", visible_if=_read_by_cell("max_phase")),
 }
 
 TRAIN_SPECS: dict[str, Spec] = {
@@ -210,10 +225,10 @@ TRAIN_SPECS: dict[str, Spec] = {
     "clip": Spec(lo=0.0, hi=1e3, help="Gradients are rescaled to at most this norm (0 = no clipping)",
                  label="gradient clipping"),
     "ortho_reg": Spec(lo=0.0, hi=100.0, help="λ of the penalty λ‖W_hhᵀW_hh − I‖²_F", label="orthogonal regulariser λ",
-                      visible_if=lambda v: v.get("cell") in CELL_TYPES and cell_type(v["cell"]).recurrent != "none"),
+                      visible_if=lambda v: _recurrent(v) != "none"),
     "orthogonal_param": Spec(choices=ORTHO_PARAMS, label="Riemannian (orthogonal W_hh)",
                              help="Keep W_hh on the orthogonal group (torch.nn.utils.parametrizations)",
-                             visible_if=lambda v: v.get("cell") in CELL_TYPES and cell_type(v["cell"]).recurrent == "square"),
+                             visible_if=lambda v: _recurrent(v) == "square"),
     "record_every": Spec(lo=1, hi=1000, help="Record the gradient-flow profile every k steps", label="record every"),
 }
 ALL_SPECS: dict[str, Spec] = {**SPECS, **TRAIN_SPECS}
@@ -265,9 +280,10 @@ def violations(values: Values) -> list[Violation]:
         top = spec.upper(values)
         if values[name] > top:
             reason = spec.hi_reason(values) if spec.hi_reason else ""
-            found.append(Violation(name, int(top), f"{name} must be in [{int(spec.lo)}, {int(top)}]{reason}, "
-                                                   f"got {values[name]}", silent=name == "lag"))
-    recurrent = cell_type(values["cell"]).recurrent if values.get("cell") in CELL_TYPES else "square"
+            kind = _TYPES[name]
+            found.append(Violation(name, kind(top), f"{name} must be in [{kind(spec.lo)}, {kind(top)}]{reason}, "
+                                                    f"got {values[name]}", silent=name == "lag"))
+    recurrent = _recurrent(values)
     if values.get("orthogonal_param", "none") != "none" and recurrent != "square":
         found.append(Violation("orthogonal_param", "none",
                                f"orthogonal_param={values['orthogonal_param']} needs a square W_hh (cell=rnn); the "

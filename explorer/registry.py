@@ -143,6 +143,49 @@ _GRU_CAPTIONS = (
 )
 
 
+_DIAGONAL_CAPTIONS = (
+    Caption("map", lambda v: True,
+            "The Jacobian is diagonal and does not depend on $h$: each unit carries its gradient on its own, "
+            "multiplied at each step by a number set by the input (minGRU, minLSTM) or fixed (LRU), and held "
+            "near 1 by construction. Nothing mixes the units, so no product can cancel: the map is the "
+            "slowest unit's decay."),
+    Caption("steps", lambda v: True,
+            "One step's factor is the largest diagonal entry: $\\max_i |d_{{k,i}}| \\le 1$ here, so the "
+            "products never explode, and they vanish only as fast as the slowest unit forgets."),
+)
+
+_LRU_CAPTIONS = (
+    Caption("intro", lambda v: True,
+            "The Linear Recurrent Unit keeps a complex state and multiplies it by fixed eigenvalues $\\lambda_j$ "
+            "drawn on the ring ${r_min} \\le |\\lambda| \\le {r_max}$: $\\|\\partial h_s/\\partial h_t\\|_2 = "
+            "\\max_j |\\lambda_j|^{{s-t}}$ exactly, a memory of about $1/(1 - r_{{\\max}})$ = {timescale} steps."),
+    Caption("gated_lag", lambda v: True,
+            "The dashed line is the time-scale bound $|\\lambda|_{{\\max}}^k$ with $|\\lambda|_{{\\max}} \\le "
+            "r_{{\\max}}$: the LRU's curve lies on it, the simple RNN of the same size falls away geometrically."),
+)
+
+_MINGRU_CAPTIONS = (
+    Caption("intro", lambda v: True,
+            "minGRU drops the GRU's dependence on $h$ from its gates: $z_t = \\sigma(W_z x_t + b_z)$, so "
+            "$\\partial h_t/\\partial h_{{t-1}} = \\mathrm{{diag}}(1 - z_t)$ exactly, a diagonal of numbers in "
+            "$(0, 1)$ that the input alone sets."),
+    Caption("gates", lambda v: True, "$z$ near 0 keeps the state (a copy), near 1 takes the candidate."),
+    Caption("gated_lag", lambda v: True,
+            "The product is $\\prod_k \\mathrm{{diag}}(1 - z_k)$: it decays only as fast as the units' $1 - z$ "
+            "fall below 1, while the simple RNN of the same size decays geometrically."),
+)
+
+_MINLSTM_CAPTIONS = (
+    Caption("intro", lambda v: True,
+            "minLSTM normalises its forget and input gates to sum to 1 and reads them from the input alone: "
+            "$\\partial h_t/\\partial h_{{t-1}} = \\mathrm{{diag}}(f_t/(f_t + i_t))$ exactly."),
+    Caption("gates", lambda v: True, "$f$ keeps the old state, $i$ takes the candidate; only their ratio matters."),
+    Caption("gated_lag", lambda v: True,
+            "The product is $\\prod_k \\mathrm{{diag}}(f'_k)$ with $f' = f/(f + i)$: a carousel whose leak the "
+            "input sets, beside the simple RNN of the same size."),
+)
+
+
 CELL_TYPES: dict[str, CellType] = {cell.name: cell for cell in (
     CellType(
         "rnn", "simple RNN", "explorer.cells.rnn:SimpleRNN", "rnn", fields=("activation", "residual", "norm", "batch"),
@@ -165,6 +208,28 @@ CELL_TYPES: dict[str, CellType] = {cell.name: cell for cell in (
         equations=lambda v: (r"r_t = \sigma(\cdot),\; z_t = \sigma(\cdot),\; n_t = \tanh(W_{in}x_t + b_{in} + r_t \odot "
                              r"(W_{hn}h_{t-1} + b_{hn})),\; h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}",),
         lag_equation=r"\frac{\partial h_t}{\partial h_{t-1}} \approx \mathrm{diag}(z_t)", captions=_GRU_CAPTIONS),
+    CellType(
+        "lru", "LRU (linear recurrent unit)", "explorer.cells.lru:LRU", "modern", fields=("r_min", "r_max", "max_phase"),
+        state_units=2, max_hidden=256, recurrent="none", jacobian="diagonal", jacobian_cost=0.0,
+        describe=lambda v: f"LRU |λ| in [{v['r_min']:g}, {v['r_max']:g}]",
+        equations=lambda v: (r"h_t = \lambda \odot h_{t-1} + \gamma \odot (B x_t),\quad "
+                             r"\lambda_j = e^{-e^{\nu_j} + i e^{\theta_j}},\quad \gamma_j = \sqrt{1 - |\lambda_j|^2}",),
+        lag_equation=r"\Big\|\frac{\partial h_s}{\partial h_t}\Big\|_2 = \max_j |\lambda_j|^{s-t}",
+        captions=_DIAGONAL_CAPTIONS + _LRU_CAPTIONS),
+    CellType(
+        "mingru", "minGRU", "explorer.cells.minimal:MinGRU", "modern", gate_blocks=2, recurrent="none",
+        jacobian="diagonal", jacobian_cost=0.0, gates=(Gate("z"),),
+        equations=lambda v: (r"z_t = \sigma(W_z x_t + b_z),\ \tilde h_t = W_h x_t + b_h,\ "
+                             r"h_t = (1 - z_t) \odot h_{t-1} + z_t \odot \tilde h_t",),
+        lag_equation=r"\frac{\partial h_t}{\partial h_{t-1}} = \mathrm{diag}(1 - z_t)",
+        captions=_DIAGONAL_CAPTIONS + _MINGRU_CAPTIONS),
+    CellType(
+        "minlstm", "minLSTM", "explorer.cells.minimal:MinLSTM", "modern", gate_blocks=3, recurrent="none",
+        jacobian="diagonal", jacobian_cost=0.0, gates=(Gate("f"), Gate("i")),
+        equations=lambda v: (r"f_t = \sigma(W_f x_t + b_f),\ i_t = \sigma(W_i x_t + b_i),\ f'_t = \frac{f_t}{f_t + i_t},"
+                             r"\ i'_t = \frac{i_t}{f_t + i_t},\ h_t = f'_t \odot h_{t-1} + i'_t \odot (W_h x_t + b_h)",),
+        lag_equation=r"\frac{\partial h_t}{\partial h_{t-1}} = \mathrm{diag}\Big(\frac{f_t}{f_t + i_t}\Big)",
+        captions=_DIAGONAL_CAPTIONS + _MINLSTM_CAPTIONS),
 )}
 
 

@@ -129,7 +129,8 @@ class _Model:
     def __init__(self, config: TrainConfig, dev: torch.device):
         self.model_config = config.model.replace(input_size=tasks.input_size(config.task))
         self.cell = build_cell(self.model_config, dev)
-        n, dtype = self.cell.hidden, self.cell.weight_hh_l0.dtype
+        self.names = list(self.cell.state_dict())
+        n, dtype = self.cell.hidden, next(self.cell.parameters()).dtype
         self.blocks = self.cell.gate_blocks
         self.readout = nn.Linear(n, tasks.output_size(config.task), device="meta", dtype=dtype).to_empty(device=dev)
         gen = backend.generator(config.model.seed, READOUT_STREAM)
@@ -161,8 +162,8 @@ class _Model:
         core = self.fast if self.fast is not None else self.cell
         return list(core.parameters()) + list(self.readout.parameters())
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """x (T', B, d) -> h (T', B, n) for steps 1..T', and W_hh (G n, n) in the graph."""
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """x (T', B, d) -> h (T', B, n) for steps 1..T', and W_hh (G n, n) in the graph (None: a cell without one)."""
         if self.fast is not None:
             return self.fast(x)[0], self.fast.weight_hh_l0
         if self.engine is not None:
@@ -176,7 +177,7 @@ class _Model:
             tensors = {f"core.{name}": W if name == "weight_hh_l0" else getattr(self.cell, name)
                        for name, _ in self.engine.core.named_parameters()}
             return functional_call(self.engine, tensors, (x,)), W
-        return self.cell.run(x).h[1:], self.cell.weight_hh_l0
+        return self.cell.run(x).h[1:], getattr(self.cell, "weight_hh_l0", None)
 
     def tensors(self) -> dict[str, Tensor]:
         """Current weights, detached, by torch.nn names (+ readout.weight, readout.bias)."""
@@ -187,10 +188,24 @@ class _Model:
             if parametrize.is_parametrized(self.cell, "weight_hh_l0"):
                 with torch.no_grad():
                     out["weight_hh_l0"] = self.cell.weight_hh_l0
-            order = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
+            order = [k for k in self.names if k in out]  # the cell's own order, as before any parametrisation
             out = {k: out[k] for k in order + sorted(set(out) - set(order))}
         out["readout.weight"], out["readout.bias"] = self.readout.weight, self.readout.bias
         return {k: v.detach() for k, v in out.items()}
+
+
+def _recurrent_spectrum(probe: RecurrentCell, W: Tensor | None, blocks: int) -> tuple[np.ndarray, float]:
+    """(singular values of W_hh, descending, and sqrt of the orthogonality penalty) for a cell with a W_hh;
+    for a diagonal recurrence with fixed eigenvalues (the LRU) their moduli, descending, and NaN; else
+    nothing and NaN. Non-finite weights give NaNs."""
+    if W is None:
+        fixed = getattr(probe, "eigenvalues", None)
+        moduli = torch.sort(fixed().abs(), descending=True).values.numpy() if fixed is not None else np.zeros(0)
+        return moduli, math.nan
+    W = W.to(torch.float64)
+    if not bool(torch.isfinite(W).all()):
+        return np.full(W.shape[1], np.nan), math.nan
+    return torch.linalg.svdvals(W).cpu().numpy(), math.sqrt(float(ortho_penalty(W, blocks)))
 
 
 def _numpy(tensors: dict[str, Tensor]) -> dict[str, np.ndarray]:
@@ -282,7 +297,7 @@ def _train(config: TrainConfig, *, progress: Callable[[TrainResult], None] | Non
     probe.requires_grad_(False)
     gen, (x_eval, y_eval) = _data(config)
     x_eval, y_eval = x_eval.to(dev), y_eval.to(dev)
-    dtype = model.cell.weight_ih_l0.dtype
+    dtype = next(model.cell.parameters()).dtype
     T = config.model.seq_len
     params = model.parameters()
     opt_class = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}
@@ -302,7 +317,7 @@ def _train(config: TrainConfig, *, progress: Callable[[TrainResult], None] | Non
         return TrainResult(
             config=config, baseline=tasks.baseline(config.task, T), history=list(history),
             grad_flow=np.stack(flows) if flows else np.empty((0, steps_eval)),
-            singular_values=np.stack(svals) if svals else np.empty((0, n)),
+            singular_values=np.stack(svals) if svals else np.empty((0, len(svals[0]) if svals else n)),
             weights_init=weights_init, weights_final=weights if weights is not None else _numpy(model.tensors()),
             events=list(events), stopped=stopped, seconds=time.perf_counter() - start)
 
@@ -311,17 +326,15 @@ def _train(config: TrainConfig, *, progress: Callable[[TrainResult], None] | Non
         tensors = model.tensors()
         cell_tensors = {k: v for k, v in tensors.items() if not k.startswith("readout.")}
         probe.load_state_dict(cell_tensors)  # copy_ casts to float64
-        W = cell_tensors["weight_hh_l0"].to(torch.float64)
-        finite = bool(torch.isfinite(W).all())
         eval_loss, flow = gradient_flow(probe, tensors["readout.weight"].double(), tensors["readout.bias"].double(),
                                         config.task, x_eval, y_eval)
-        sv = torch.linalg.svdvals(W).cpu().numpy() if finite else np.full(W.shape[1], np.nan)
+        sv, ortho = _recurrent_spectrum(probe, cell_tensors.get("weight_hh_l0"), blocks)
         history.append({
             "step": step,
             "loss": loss_sum / loss_count if loss_count else math.nan,
             "eval_loss": eval_loss,
             "grad_norm": grad_norm,
-            "ortho_error": math.sqrt(float(ortho_penalty(W, blocks))) if finite else math.nan,
+            "ortho_error": ortho,
             "clipped": clipped,
         })
         flows.append(flow)
@@ -336,7 +349,7 @@ def _train(config: TrainConfig, *, progress: Callable[[TrainResult], None] | Non
             x, y = tasks.make_batch(config.task, T, config.batch_size, gen, dtype=dtype, device=dev)
             h, W_hh = model.forward(x)
             loss = tasks.loss(config.task, h, model.readout.weight, model.readout.bias, y)
-            total = loss + lam * ortho_penalty(W_hh, blocks) if lam > 0 else loss
+            total = loss + lam * ortho_penalty(W_hh, blocks) if lam > 0 and W_hh is not None else loss
             opt.zero_grad(set_to_none=True)
             total.backward()
             if config.clip > 0:

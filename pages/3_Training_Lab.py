@@ -56,23 +56,28 @@ report.chart(ui.flow_chart(result),
          "reach early inputs: the picture of vanishing gradients while learning.",
          [report.npz("gradient flow (NPZ)", "grad_flow", lambda: {"step": steps, "log10_grad": result.grad_flow})], key="flow",
          latex=r"\frac{\partial L}{\partial h_t} = \frac{\partial L}{\partial h_T}\prod_{k=t+1}^{T}\frac{\partial h_k}{\partial h_{k-1}}")
-left, right = st.columns(2)
+recurrent = cell_type(config.model.cell).recurrent
+left, right = st.columns(2) if recurrent != "none" else (st.container(), None)
 with left:
-    deviation = ui.orthogonality_deviation(result) if cell_type(config.model.cell).recurrent == "square" else None
-    report.chart(plots.singular_values_over_training(steps, result.singular_values, title="Singular values of W_hh"),
-             "Orthogonal W_hh has every σ_i = 1 (dashed). The regulariser pulls them towards 1; the Riemannian "
-             "parametrisation keeps them there, to rounding."
-             + (f" Largest deviation from orthogonality over the run: **max_i |σ_i − 1| = {deviation[0]:.3g}** "
-                f"(step {deviation[1]})." if deviation else ""),
-             [report.csv("singular values (CSV)", "singular_values",
-                        {"step": steps, **{f"sigma_{i + 1}": result.singular_values[:, i]
-                                           for i in range(result.singular_values.shape[1])}})], key="sv")
-with right:
-    ortho = {name: ui.history(r, "ortho_error") for name, r in runs.items()}
-    report.chart(plots.series_figure(ortho, title="Orthogonality error ‖W_hhᵀW_hh − I‖_F", y="error", log_y=True),
-             "Below 1e-4 throughout for a Riemannian run; shrinking with λ > 0.",
-             [report.csv("orthogonality (CSV)", "ortho_error",
-                        {"step": steps, "ortho_error": ortho[ui.run_label(config)][1]})], key="ortho")
+    if result.singular_values.shape[1]:  # W_hh's singular values, or the LRU's |lambda_j|: nothing for minGRU/minLSTM
+        deviation = ui.orthogonality_deviation(result) if recurrent == "square" else None
+        title = "Singular values of W_hh" if recurrent != "none" else "|λ_j| of the LRU"
+        report.chart(plots.singular_values_over_training(steps, result.singular_values, title=title),
+                     ("Orthogonal W_hh has every σ_i = 1 (dashed). The regulariser pulls them towards 1; the Riemannian "
+                      "parametrisation keeps them there, to rounding." if recurrent != "none" else
+                      "The LRU's eigenvalue moduli as training moves them; 1 (dashed) is the edge of stability.")
+                     + (f" Largest deviation from orthogonality over the run: **max_i |σ_i − 1| = {deviation[0]:.3g}** "
+                        f"(step {deviation[1]})." if deviation else ""),
+                     [report.csv("singular values (CSV)", "singular_values",
+                                 {"step": steps, **{f"sigma_{i + 1}": result.singular_values[:, i]
+                                                    for i in range(result.singular_values.shape[1])}})], key="sv")
+if right is not None:
+    with right:
+        ortho = {name: ui.history(r, "ortho_error") for name, r in runs.items()}
+        report.chart(plots.series_figure(ortho, title="Orthogonality error ‖W_hhᵀW_hh − I‖_F", y="error", log_y=True),
+                     "Below 1e-4 throughout for a Riemannian run; shrinking with λ > 0.",
+                     [report.csv("orthogonality (CSV)", "ortho_error",
+                                 {"step": steps, "ortho_error": ortho[ui.run_label(config)][1]})], key="ortho")
 grad = {name: ui.history(r, "grad_norm") for name, r in runs.items()}
 report.chart(plots.series_figure(grad, title="Gradient norm before clipping", y="‖∇J‖₂", log_y=True),
          f"Clipped steps in this run: {sum(h['clipped'] for h in result.history)} (clip = {config.clip:g}).",

@@ -41,6 +41,7 @@ class Trace:
     z: Tensor  # (T+1, B, m) full state z_0..z_T: h, or [h, c] for the LSTM
     hidden: int  # n
     aux: dict[str, Tensor] = field(default_factory=dict)  # name -> (T, B, .), steps 1..T
+    has_cell: bool = False  # units n.. of z are a cell state c (the LSTM), not more of h (the LRU's Im h)
 
     @property
     def h(self) -> Tensor:  # (T+1, B, n)
@@ -48,7 +49,7 @@ class Trace:
 
     @property
     def c(self) -> Tensor | None:  # (T+1, B, n), LSTM only
-        return self.z[..., self.hidden:] if self.z.shape[-1] > self.hidden else None
+        return self.z[..., self.hidden:] if self.has_cell else None
 
     @property
     def gates(self) -> dict[str, Tensor]:
@@ -64,7 +65,7 @@ class Trace:
         """Sequence b alone (B = 1, views, no copies). Its Jacobians need nothing else: batch-norm
         statistics are stored per sequence, so building them for one sequence, not all B, is exact."""
         return Trace(x=self.x[:, b:b + 1], z=self.z[:, b:b + 1], hidden=self.hidden,
-                     aux={k: v[:, b:b + 1] for k, v in self.aux.items()})
+                     aux={k: v[:, b:b + 1] for k, v in self.aux.items()}, has_cell=self.has_cell)
 
 
 class RecurrentCell(nn.Module):
@@ -121,6 +122,19 @@ class RecurrentCell(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} has no diagonal Jacobian")
 
     modulus_multiplicity = 1
+    has_cell_state = False  # the state's units n.. are a cell state c (the LSTM)
+
+    def phases(self, trace: Trace, steps: Tensor) -> Tensor | None:
+        """For a diagonal recurrence that rotates (the LRU): each step's angle per unit (K, B, u), else None."""
+        return None
+
+    def to_adjoint(self, state_row: Tensor) -> Tensor:
+        """A row dL/dz (m,) as the diagonal recurrence's per-unit adjoints (u,) complex128 (real cells: as is)."""
+        return state_row.to(torch.complex128)
+
+    def from_adjoint(self, adjoints: Tensor) -> Tensor:
+        """Per-unit adjoints (..., u) complex back to rows dL/dz (..., m), float64."""
+        return adjoints.real
 
     def input_drive(self, x: Tensor) -> Tensor:
         """W_ih x_t + b_ih for all steps: (T, B, d) -> (T, B, gate_blocks*n)."""
@@ -163,7 +177,7 @@ class RecurrentCell(nn.Module):
             z.append(z_t)
             auxes.append(aux)
         aux = {k: torch.stack([a[k] for a in auxes]) for k in auxes[0]} if auxes else {}
-        return Trace(x=x, z=torch.stack(z), hidden=self.hidden, aux=aux)
+        return Trace(x=x, z=torch.stack(z), hidden=self.hidden, aux=aux, has_cell=self.has_cell_state)
 
 
 

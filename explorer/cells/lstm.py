@@ -44,6 +44,7 @@ class LSTM(RecurrentCell):
 
     kind = "lstm"
     gate_blocks = 4
+    has_cell_state = True
 
     def __init__(self, input_size: int, hidden: int, gates: tuple[str, ...] = LSTM_GATES,
                  dtype=torch.float32):
