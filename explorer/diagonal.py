@@ -43,16 +43,13 @@ def pair_maps(log_moduli: Tensor, grid: np.ndarray, multiplicity: int = 1, exact
     if K < 2:
         return spec, fro
     if bool((log_moduli == log_moduli[:1]).all()):  # time-invariant: a function of the lag alone
-        lags = np.unique(grid[None, :] - grid[:, None])
-        lags = lags[lags > 0]
+        i, j = np.triu_indices(K, 1)
+        lags, which = np.unique(grid[j] - grid[i], return_inverse=True)
         per_step = log_moduli[0].double()
         logs = torch.as_tensor(lags, dtype=torch.float64, device=per_step.device)[:, None] * per_step[None, :]
         top = logs.amax(-1)
         f = top + 0.5 * torch.log(multiplicity * torch.exp(2 * (logs - top[:, None])).sum(-1))
-        by_lag = dict(zip(lags.tolist(), zip((top * LOG10E).tolist(), (f * LOG10E).tolist())))
-        i, j = np.triu_indices(K, 1)
-        values = np.array([by_lag[int(k)] for k in grid[j] - grid[i]])
-        spec[i, j], fro[i, j] = values[:, 0], values[:, 1]
+        spec[i, j], fro[i, j] = (top * LOG10E).cpu().numpy()[which], (f * LOG10E).cpu().numpy()[which]
         return spec, fro
     C = prefix(log_moduli)[torch.as_tensor(grid, device=log_moduli.device)]  # (K, u)
     for i0 in range(0, K - 1, BLOCK_ROWS):
