@@ -304,7 +304,7 @@ def _analyze(config: ExperimentConfig, stride: int, device, progress) -> Analysi
         eig = fixed().cpu().numpy() if fixed is not None else np.zeros(0, dtype=complex)
     rate = cell.bound_log10_rate()
     gates = {k: _blank(v[:, 0].double().cpu().numpy(), overflow and overflow - 1) for k, v in trace.gates.items()}
-    extras = {"saturation": saturation(gates, cell.present_gates())}
+    extras = {"saturation": saturation(gates, cell.present_gates()), "gate_quartiles": gate_quartiles(gates)}
     log_direct = cell.direct_path(trace)
     if log_direct is not None:
         direct = direct_cell_path(log_direct[:, 0].cpu().numpy() * LOG10E)
@@ -361,6 +361,12 @@ def saturation(gates: dict[str, np.ndarray], present: tuple[str, ...]) -> dict[s
     lo, hi = SATURATION
     return {k: np.where(np.isnan(gates[k]).any(axis=1), np.nan, ((gates[k] < lo) | (gates[k] > hi)).mean(axis=1))
             for k in present}
+
+
+def gate_quartiles(gates: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per gate (T, n): the quartiles over units at each step, (3, T) (25th, 50th, 75th; NaN where undefined).
+    Computed once with the analysis: a page redraws the spread of 2000 x 512 gates on every rerun."""
+    return {k: np.percentile(v, [25, 50, 75], axis=1) for k, v in gates.items()}
 
 
 def _rtol(config: ExperimentConfig) -> float:

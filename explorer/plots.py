@@ -114,12 +114,13 @@ def step_norms_figure(steps: np.ndarray, log10_norms: np.ndarray, *, title: str)
     return _layout(fig, title, "step k", "log10 ‖J_k‖₂", height=360)
 
 
-def gate_spread_figure(gates: Mapping[str, np.ndarray], *, title: str) -> go.Figure:
-    """Per gate (T, n) and step: the median over units (line) and the middle half (band)."""
+def gate_spread_figure(quantiles: Mapping[str, np.ndarray], *, title: str) -> go.Figure:
+    """Per gate and step: the median over units (line) and the middle half (band), from its quartiles
+    (3, T) (:func:`explorer.analysis.gate_quartiles`)."""
     fig = go.Figure()
-    for i, (name, values) in enumerate(gates.items()):
-        steps = np.arange(1, values.shape[0] + 1)
-        q25, q50, q75 = np.nanpercentile(values, [25, 50, 75], axis=1) if values.size else (steps * 0.0,) * 3
+    low = 0.0
+    for i, (name, (q25, q50, q75)) in enumerate(quantiles.items()):
+        steps = np.arange(1, len(q50) + 1)
         color = PALETTE[i % len(PALETTE)]
         fig.add_trace(go.Scatter(x=np.r_[steps, steps[::-1]], y=np.r_[q75, q25[::-1]], fill="toself", mode="lines",
                                  line=dict(width=0), fillcolor=color, opacity=0.2, hoverinfo="skip",
@@ -127,7 +128,9 @@ def gate_spread_figure(gates: Mapping[str, np.ndarray], *, title: str) -> go.Fig
         fig.add_trace(go.Scatter(x=steps, y=q50, mode="lines", name=f"gate {name}", legendgroup=name,
                                  line=dict(color=color, width=3),
                                  hovertemplate=f"t = %{{x}}<br>median {name} = %{{y:.3f}}<extra></extra>"))
-    fig.update_yaxes(range=[-1.02, 1.02] if any(np.nanmin(v) < 0 for v in gates.values() if v.size) else [0, 1.02])
+        if np.isfinite(q25).any():
+            low = min(low, float(np.nanmin(q25)))
+    fig.update_yaxes(range=[-1.02, 1.02] if low < 0 else [0, 1.02])
     return _layout(fig, title, "step t", "gate value")
 
 

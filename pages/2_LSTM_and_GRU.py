@@ -37,7 +37,7 @@ fig = plots.gate_heatmaps(result.gates, signed=signed,
                           title="Gates over time and units (sigmoid gates on [0, 1], tanh on [−1, 1])")
 report.chart(fig, caption("gates", view), [report.npz("gates (NPZ)", "gates", lambda: result.gates)], key="gates")
 sat = result.extras["saturation"]
-fig = plots.gate_spread_figure({k: v for k, v in result.gates.items() if k in sat or k in signed},
+fig = plots.gate_spread_figure({k: v for k, v in result.extras["gate_quartiles"].items() if k in sat or k in signed},
                                title="Gate values per step: median and middle half of the units")
 report.chart(fig, caption("gate_spread", {**view, "saturated": saturation_summary(sat, *SATURATION)}),
              [report.csv("saturation (CSV)", "saturation", {"t": np.arange(1, config.seq_len + 1), **sat})], key="sat")
