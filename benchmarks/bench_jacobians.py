@@ -190,7 +190,7 @@ def main() -> None:
         seconds = best_of(lambda: analyze(cfg), 5)
         results.setdefault("interactive", []).append({"cell": cfg.cell, "analyze_s": seconds, "target_s": target})
         print(f"[interactive] default {cfg.cell} (T=100, n=64): analyze {seconds:.3f} s (target < {target} s)")
-    for page in ("pages/1_Simple_RNN.py", "pages/2_LSTM_and_GRU.py"):
+    for page in ("pages/2_Simple_RNN.py", "pages/3_LSTM_and_GRU.py"):
         r = page_rerun(page, {})
         results.setdefault("pages", []).append(r)
         print(f"[interactive] {page}: first run {r['first_run_s']:.2f} s, rerun {r['rerun_s']:.3f} s (target < 0.5 s), "
@@ -202,7 +202,7 @@ def main() -> None:
         t0 = time.perf_counter()
         result = analyze(big, stride=stride)
         seconds = time.perf_counter() - t0
-        r = page_rerun("pages/1_Simple_RNN.py", {"seq_len": "2000", "hidden": "512"})
+        r = page_rerun("pages/2_Simple_RNN.py", {"seq_len": "2000", "hidden": "512"})
         results["largest"] = {"stride": stride, "grid": len(result.pairs.grid), "analyze_s": seconds, **r}
         print(f"[largest] T=2000 n=512: stride {stride} ({len(result.pairs.grid)} grid points), analyze {seconds:.2f} s "
               f"(target about 5 s); page first run {r['first_run_s']:.2f} s, payload {r['plotly_payload_MB']:.2f} MB "
@@ -212,9 +212,9 @@ def main() -> None:
         analyze(big_lstm, stride=auto_stride(big_lstm))
         print(f"[largest] LSTM T=2000 n=256 (state 512): stride {auto_stride(big_lstm)}, "
               f"analyze {time.perf_counter() - t0:.2f} s")
-        r = page_rerun("pages/2_LSTM_and_GRU.py", {"cell": "gru", "seq_len": "2000", "hidden": "512"})
+        r = page_rerun("pages/3_LSTM_and_GRU.py", {"cell": "gru", "seq_len": "2000", "hidden": "512"})
         results["largest_gated_page"] = r
-        print(f"[largest] pages/2_LSTM_and_GRU.py, GRU T=2000 n=512 (and its simple-RNN overlay): first run "
+        print(f"[largest] pages/3_LSTM_and_GRU.py, GRU T=2000 n=512 (and its simple-RNN overlay): first run "
               f"{r['first_run_s']:.2f} s, rerun {r['rerun_s']:.3f} s, payload {r['plotly_payload_MB']:.2f} MB")
 
     out = ROOT / "benchmarks" / "results"

@@ -48,13 +48,13 @@ ON_DEMAND: dict[str, tuple[str, dict[str, str]]] = {
 }
 
 # Streamlit's own rule for pages/ file names (streamlit.source_util.PAGE_FILENAME_REGEX):
-# "1_Simple_RNN.py" -> sort key (1, "simple_rnn"), URL path "Simple_RNN", label "Simple RNN".
+# "2_Simple_RNN.py" -> sort key (2, "simple_rnn"), URL path "Simple_RNN", label "Simple RNN".
 _PAGE_FILENAME = re.compile(r"([0-9]*)[_ -]*(.*)\.py")
 
 
 @dataclasses.dataclass(frozen=True)
 class AppPage:
-    script: str  # relative to the repository root: "Overview.py", "pages/1_Simple_RNN.py"
+    script: str  # relative to the repository root: "Overview.py", "pages/2_Simple_RNN.py"
     label: str  # the sidebar entry
     url_path: str  # "" for the entry script
     is_main: bool

@@ -41,7 +41,7 @@ def trace_names(at: AppTest) -> set[str]:
 @pytest.mark.parametrize("norm", ["none", "layer", "batch"])
 @pytest.mark.parametrize("residual", ["false", "true"])
 def test_simple_rnn_words_match_the_drawing(norm, residual):
-    at = run("pages/1_Simple_RNN.py", {"norm": norm, "residual": residual})
+    at = run("pages/2_Simple_RNN.py", {"norm": norm, "residual": residual})
     assert not at.exception, [e.value for e in at.exception]
     text, names = words(at), trace_names(at)
     bound_drawn = any(name.startswith("bound") for name in names)
@@ -59,7 +59,7 @@ def test_simple_rnn_words_match_the_drawing(norm, residual):
 @pytest.mark.parametrize("query,cell", [({"cell": "gru"}, "gru"), ({"cell": "lstm", "gates": "input"}, "lstm"),
                                         ({"cell": "lstm"}, "lstm")])
 def test_gated_page_words_match_the_cell(query, cell):
-    at = run("pages/2_LSTM_and_GRU.py", query)
+    at = run("pages/3_LSTM_and_GRU.py", query)
     assert not at.exception, [e.value for e in at.exception]
     text = words(at)
     keys = {getattr(w, "key", None) for kind in ("selectbox", "text_input") for w in at.get(kind)}
@@ -101,18 +101,18 @@ def test_heatmap_blank_cells_have_no_hover_and_the_scale_can_be_locked():
 
 
 def test_a_locked_colour_scale_travels_in_the_url_and_reaches_the_maps():
-    at = run("pages/1_Simple_RNN.py", {"scale": "10"})
+    at = run("pages/2_Simple_RNN.py", {"scale": "10"})
     assert not at.exception and at.query_params["scale"] == "10"
     maps = [f for f in figures(at) if f["data"][0]["type"] == "heatmap"]
     assert maps and all((f["data"][0]["zmin"], f["data"][0]["zmax"]) == (-10, 10) for f in maps)
-    bad = run("pages/1_Simple_RNN.py", {"scale": "7"})
+    bad = run("pages/2_Simple_RNN.py", {"scale": "7"})
     assert any("scale must be one of" in str(w.value) for w in bad.warning)
     assert bad.query_params["scale"] == "auto"
 
 
 def test_analysis_time_on_a_cache_hit_is_this_visits_wait():
-    first = run("pages/1_Simple_RNN.py", {"seed": "123"})
-    again = run("pages/1_Simple_RNN.py", {"seed": "123"})
+    first = run("pages/2_Simple_RNN.py", {"seed": "123"})
+    again = run("pages/2_Simple_RNN.py", {"seed": "123"})
     shown = [m.value for m in again.metric if m.label == "analysis time"]
     assert shown == ["cached"], shown
     assert [m.value for m in first.metric if m.label == "analysis time"][0].endswith(" s")

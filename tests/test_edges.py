@@ -281,7 +281,7 @@ def test_the_page_warns_of_an_overflow_and_shows_undefined_not_a_number():
 
     at = AppTest.from_file(str(ROOT / "Overview.py"), default_timeout=60)
     at.query_params.update({"activation": "relu", "init": "gaussian", "gain": "3", "seq_len": "200", "hidden": "16"})
-    at.switch_page("pages/1_Simple_RNN.py")
+    at.switch_page("pages/2_Simple_RNN.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     warned = [str(w.value) for w in at.warning if "overflowed at step" in str(w.value)]

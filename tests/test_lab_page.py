@@ -26,7 +26,7 @@ from explorer import plots
 from explorer import train as train_mod
 
 ROOT = Path(__file__).resolve().parents[1]
-LAB = "pages/3_Training_Lab.py"
+LAB = "pages/5_Training_Lab.py"
 QUICK = {"task": "adding", "cell": "rnn", "seq_len": "10", "hidden": "8", "steps": "30", "batch_size": "8",
          "record_every": "5"}
 

@@ -1,0 +1,21 @@
+"""Streamlit glue shared by the pages: the URL <-> config <-> widgets loop (:mod:`.state`), cached results
+and how a page shows them (:mod:`.results`), the classroom's frame, presentation mode, comparison and sharing
+(:mod:`.classroom`), and the Training Lab's runs (:mod:`.lab`).
+
+Lives beside the entry script, not in ``explorer/`` (which never imports streamlit) and not in ``pages/``
+(where Streamlit would list it as a page).
+"""
+from explorer import backend
+
+backend.configure()  # once per process, before torch loads: OpenMP's wait policy, threads, flush-denormal
+
+from .lab import (LAB_FLOP_BUDGET, cached_run, finished_runs, flow_chart, history, loss_chart,  # noqa: E402
+                  orthogonality_deviation, run_label, stopped_run, train_prompt, training)
+from .results import (PLOT_CONFIG, Report, analysis, certificate_text, lag_curve, log10_metric,  # noqa: E402
+                      progress_bar)
+from .state import colour_limit, config_sidebar, page_setup, view_settings  # noqa: E402
+
+__all__ = ["LAB_FLOP_BUDGET", "PLOT_CONFIG", "Report", "analysis", "cached_run", "certificate_text", "colour_limit",
+           "config_sidebar", "finished_runs", "flow_chart", "history", "lag_curve", "log10_metric", "loss_chart",
+           "orthogonality_deviation", "page_setup", "progress_bar", "run_label", "stopped_run", "train_prompt",
+           "training", "view_settings"]

@@ -1,0 +1,207 @@
+"""The Training Lab's runs: trained once per config for every session, drawn live, stopped and kept."""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from explorer import plots
+from explorer.config import TrainConfig
+from explorer.registry import cell_type
+
+from .results import PLOT_CONFIG
+
+
+LAB_FLOP_BUDGET = 1.6e12  # about 1.5x the default run (adding, T=50, LSTM n=64, 3000 steps): a minute or two
+
+
+LAB_CACHE_ENTRIES = 16  # finished runs kept by _cached_training, for all sessions
+STOP_NOTE = ("Stopping keeps the steps so far in this session (not cached). After ■ Stop they show at once; "
+             "after Streamlit's Stop (top right) these charts stay as they are, and the next click shows the run "
+             "so far in full.")
+
+
+class _NotCached(Exception):
+    """``_cached_training(config, _only_if_cached=True)`` found no run: raised instead of training
+    (exceptions are never cached)."""
+
+
+class _RunIndex:
+    """The configs whose runs finished on this server, from any session (most recent last). A hint:
+    the cache may have evicted a run since, so :func:`cached_run` confirms with a call that cannot train."""
+
+    def __init__(self, size: int):
+        self._lock, self._size, self._configs = threading.Lock(), size, {}
+
+    def add(self, config: TrainConfig) -> None:
+        with self._lock:
+            self._configs.pop(config, None)
+            self._configs[config] = None
+            while len(self._configs) > self._size:
+                del self._configs[next(iter(self._configs))]
+
+    def discard(self, config: TrainConfig) -> None:
+        with self._lock:
+            self._configs.pop(config, None)
+
+    def __contains__(self, config: object) -> bool:
+        with self._lock:
+            return config in self._configs
+
+
+@st.cache_resource(show_spinner=False)
+def finished_runs() -> _RunIndex:
+    """The process-wide index of finished runs (one object shared by every session)."""
+    return _RunIndex(4 * LAB_CACHE_ENTRIES)
+
+
+@st.cache_data(max_entries=LAB_CACHE_ENTRIES, show_spinner=False)
+def _cached_training(config: TrainConfig, _only_if_cached: bool = False, _stopped: dict | None = None):
+    """A finished run, cached by its config alone (Streamlit leaves arguments named _... out of the key).
+
+    ``_only_if_cached``: a miss raises :class:`_NotCached` instead of training. ``_stopped["result"]``
+    receives each partial run, as plain data with no Streamlit call: a Stop interrupts the script at its
+    next Streamlit call (■ Stop: a rerun, RerunException; Streamlit's own Stop: StopException, and
+    every later call raises it too), and the steps so far must survive either.
+
+    Live charts (loss and gradient flow) are drawn while it trains; Streamlit replays them on a cache
+    hit, so they are throttled to one update a second."""
+    if _only_if_cached:
+        raise _NotCached(config)
+    from explorer.train import train
+
+    status, note, live_loss, live_flow = st.empty(), st.empty(), st.empty(), st.empty()
+    last = [0.0]
+
+    def progress(partial) -> None:
+        if _stopped is not None:
+            _stopped["result"] = partial
+        rec = partial.history[-1]
+        status.progress(rec["step"] / config.steps,
+                        text=f"step {rec['step']} / {config.steps} · eval loss {rec['eval_loss']:.4g} "
+                             f"(baseline {partial.baseline:.4g})")
+        now = time.perf_counter()
+        if now - last[0] > 1.0:
+            if not last[0]:
+                note.caption(STOP_NOTE)
+            last[0] = now
+            live = f" · live, step {rec['step']} of {config.steps}"
+            live_loss.plotly_chart(loss_chart({"this run": partial}, live), width="stretch", config=PLOT_CONFIG)
+            live_flow.plotly_chart(flow_chart(partial, live), width="stretch", config=PLOT_CONFIG)
+
+    result = train(config, progress=progress)
+    for element in (live_flow, live_loss, note, status):
+        element.empty()
+    return result
+
+
+def run_label(config: TrainConfig) -> str:
+    m = config.model
+    cell = cell_type(m.cell).short_name(m.to_dict())
+    extras = [f"init={m.init}" + (f"×{m.gain:g}" if m.init != "pytorch" else "")]
+    if m.residual:
+        extras.append("residual")
+    if m.norm != "none":
+        extras.append(f"{m.norm} norm")
+    if config.ortho_reg:
+        extras.append(f"λ={config.ortho_reg:g}")
+    if config.orthogonal_param != "none":
+        extras.append(config.orthogonal_param)
+    return f"{cell} ({', '.join(extras)}) · {config.task} T={m.seq_len} · seed {m.seed}"
+
+
+def history(result, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(recorded steps, values of ``key``) from a training run's history."""
+    return (np.array([h["step"] for h in result.history]),
+            np.array([h[key] for h in result.history], dtype=float))
+
+
+def loss_chart(runs: dict, title_suffix: str = "") -> Any:
+    series = {name: (*history(r, "loss"), history(r, "eval_loss")[1]) for name, r in runs.items()}
+    baseline = next(iter(runs.values())).baseline
+    return plots.loss_figure(series, baseline, title="Loss against the trivial baseline (log scale)" + title_suffix)
+
+
+def flow_chart(result, title_suffix: str = "") -> Any:
+    return plots.grad_flow_heatmap(history(result, "step")[0], result.grad_flow,
+                                   title="Gradient flow log10 ‖∂L/∂h_t‖ during training" + title_suffix)
+
+
+def cached_run(config: TrainConfig):
+    """The finished run of ``config`` from the server's cache (trained by any session), or None.
+    Never trains: the call cannot train, and a config the cache has evicted leaves the index."""
+    index = finished_runs()
+    if config not in index:
+        return None
+    try:
+        return _cached_training(config, _only_if_cached=True)
+    except _NotCached:
+        index.discard(config)
+        return None
+
+
+def training(config: TrainConfig, start: bool):
+    """The finished run of ``config``: trained now when ``start`` (or taken from the cache), else the
+    server's cached run if any session finished it (a shared link shows it at once), else None.
+    A stopped run's steps so far stay in the session: :func:`stopped_run`."""
+    done = st.session_state.setdefault("lab_done", {})
+    if config.flops() > LAB_FLOP_BUDGET:
+        st.error(f"This run needs about {config.flops():.2g} float ops; the app runs at most {LAB_FLOP_BUDGET:.2g} "
+                 "(fewer steps, a shorter T, a smaller batch or hidden size). The command line has no limit: "
+                 "`python -m explorer train ...`.")
+        return None
+    if start:
+        stopped = {"config": config, "result": None}
+        st.session_state["lab_stopped"] = stopped
+        result = _cached_training(config, _stopped=stopped)
+    else:
+        result = cached_run(config)
+        if result is None:
+            return None
+    finished_runs().add(config)
+    done[run_label(config)] = config
+    if st.session_state.get("lab_stopped", {}).get("config") == config:
+        del st.session_state["lab_stopped"]
+    return result
+
+
+def stopped_run(config: TrainConfig):
+    """The steps so far of this session's last run, when it was stopped (■ Stop or Streamlit's Stop)
+    and ran ``config``, with a message saying so; else None. Both Stops end here, on the page's next run."""
+    stopped = st.session_state.get("lab_stopped")
+    if not stopped or stopped["config"] != config:
+        return None
+    result = stopped["result"]
+    if result is None:
+        st.warning(f"Stopped before the first record (step {min(config.record_every, config.steps)}): "
+                   "nothing to show. Press **Train** to run it.")
+        return None
+    st.warning(f"Stopped at step {result.history[-1]['step']} of {config.steps}: showing the run so far. It is not "
+               "cached (only this session has it); **Train** runs all the steps again from the start.")
+    return result
+
+
+def train_prompt(config: TrainConfig) -> str:
+    """What pressing Train reproduces, for a config no session has finished on this server lately."""
+    m = config.model
+    clip = f", gradients clipped at {config.clip:g}" if config.clip > 0 else ""
+    reg = f", λ = {config.ortho_reg:g}" if config.ortho_reg else ""
+    return (f"Press **Train** to train {run_label(config)}: n = {m.hidden}, {config.steps} steps, batch "
+            f"{config.batch_size}, {config.optimizer} at lr {config.lr:g}{clip}{reg}, a record every "
+            f"{config.record_every} steps. Training is seeded, so these settings always give the same run: the "
+            "one a link with them was made from. This server has no finished run of them in its cache; once "
+            "trained, the run is cached and a link to these settings shows it at once.")
+
+
+def orthogonality_deviation(result) -> tuple[float, int] | None:
+    """(max_i |σ_i − 1| over the whole run, the step where it is largest) for W_hh's singular
+    values, or None when none is finite."""
+    sv = np.asarray(result.singular_values, dtype=float)
+    deviation = np.where(np.isfinite(sv), np.abs(sv - 1.0), -1.0).max(axis=1, initial=-1.0)  # per record
+    if not len(deviation) or deviation.max() < 0:
+        return None
+    row = int(deviation.argmax())
+    return float(deviation[row]), int(result.history[row]["step"])

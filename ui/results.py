@@ -1,0 +1,129 @@
+"""Cached results and how a page shows them: progress, the analysis at the app's resolution, metrics, and
+:class:`Report`, which draws a chart with its explanation and its data as downloads."""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import streamlit as st
+
+from explorer.analysis import Analysis, analyze, auto_stride
+from explorer.analysis import lag_curve as _uncached_lag_curve
+from explorer.config import ExperimentConfig, TrainConfig
+from explorer.export import csv_bytes, file_name, file_stem, json_bytes, npz_bytes
+from explorer.text import ordinal
+
+PLOT_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+def progress_bar(label: str) -> tuple[Callable[[float], None], Callable[[], None]]:
+    """(update(fraction), clear()) for a bar drawn at most every 5 %: it lives inside cached
+    functions, whose elements Streamlit records and replays on a cache hit."""
+    bar, shown = st.empty(), [-1.0]
+
+    def update(fraction: float) -> None:
+        if fraction - shown[0] >= 0.05 or fraction >= 1.0:
+            shown[0] = fraction
+            bar.progress(min(max(fraction, 0.0), 1.0), text=f"{label}: {fraction:.0%}")
+
+    return update, bar.empty
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _cached_analysis(config: ExperimentConfig, stride: int) -> Analysis:
+    update, clear = progress_bar("Multiplying Jacobians, all pairs of steps")
+    result = analyze(config, stride=stride, progress=update)
+    clear()
+    return result
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _cached_lag_curve(config: ExperimentConfig, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    update, clear = progress_bar("Multiplying Jacobians for the comparison curve")
+    curve = _uncached_lag_curve(config, stride=stride, progress=update)
+    clear()
+    return curve
+
+
+def lag_curve(config: ExperimentConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``analysis(config).lag_curve()``, cached, without computing the rest of that analysis (an overlay)."""
+    return _cached_lag_curve(config, auto_stride(config))
+
+
+def analysis(config: ExperimentConfig) -> tuple[Analysis, str]:
+    """The cached analysis at the app's resolution, with a progress bar while it computes, the
+    overflow's warning, and a note when the map is strided; also how long this visit waited, in words
+    ("cached" on a cache hit, not the time another visitor's first run took)."""
+    stride = auto_stride(config)
+    start = time.perf_counter()
+    result = _cached_analysis(config, stride)
+    waited = time.perf_counter() - start
+    for message in result.warnings:
+        st.warning(message, icon="⚠️")
+    if stride > 1:
+        st.info(f"At T = {config.seq_len} and n = {config.hidden} the map keeps every {ordinal(stride)} step "
+                f"({len(result.pairs.grid)} × {len(result.pairs.grid)} grid) to stay within a few seconds. "
+                "Every product is still exact over all steps in between; for full resolution run "
+                f"`python -m explorer analyze --stride 1` with this config.", icon="ℹ️")
+    timing = "cached" if waited < 0.5 * result.seconds else f"{result.seconds:.2f} s"
+    return result, timing
+
+
+def log10_metric(column, label: str, value: float, result: Analysis) -> None:
+    """A log10 norm as a metric: "undefined" with "overflow at step k" under it where the arithmetic
+    failed, "−∞" (exactly 0) for an exact zero, else two decimals."""
+    if np.isnan(value) and result.overflow_step is not None:
+        column.metric(label, "undefined", f"overflow at step {result.overflow_step}", delta_color="off",
+                      delta_arrow="off", help="The forward pass overflowed: see the warning above.")
+    elif value == -np.inf:
+        column.metric(label, "−∞", "exactly 0", delta_color="off", delta_arrow="off")
+    else:
+        column.metric(label, f"{value:.2f}")
+
+
+def certificate_text(result: Analysis) -> str:
+    pairs = result.pairs
+    return (f"Spectral norms: {pairs.certified} certified to relative error {pairs.rtol:g} (of the product of the "
+            f"computed {result.config.dtype} Jacobians) by a residual bound or a Cholesky factorisation, {pairs.exact} "
+            "by an exact eigen-solve. Frobenius norms are exact.")
+
+
+Download = tuple[str, "bytes | Callable[[], bytes]", str]  # (button label, the bytes or their maker, file name)
+
+
+class Report:
+    """One page's charts and their data: files named by page, quantity and key settings
+    (``lstm_T100_n64_seed0_maps.npz``), each carrying the config; a chart's PNG named the same way.
+
+    Download buttons never rerun the script (``on_click="ignore"``): a rerun gives every deferred
+    file a new id, and a click that still holds the old one fails ("Deferred file ... not found").
+    """
+
+    def __init__(self, config: ExperimentConfig | TrainConfig):
+        self.config = config
+
+    def csv(self, label: str, quantity: str, columns: dict[str, Any]) -> Download:
+        return label, csv_bytes(columns, config=self.config), file_name(self.config, quantity, "csv")
+
+    def npz(self, label: str, quantity: str, arrays: Callable[[], dict[str, Any]]) -> Download:
+        """Made when the button is clicked: compressing large maps on every rerun took seconds."""
+        return label, lambda: npz_bytes(config=self.config, **arrays()), file_name(self.config, quantity, "npz")
+
+    def chart(self, fig, explanation: str, downloads: Sequence[Download], key: str, latex: str | None = None) -> None:
+        """A chart, a sentence or two on what to look for, its equation, and its data as downloads."""
+        image = {**PLOT_CONFIG["toImageButtonOptions"], "filename": file_stem(self.config) + "_" + key}
+        st.plotly_chart(fig, width="stretch", config={**PLOT_CONFIG, "toImageButtonOptions": image}, key=key)
+        st.markdown(explanation)
+        if latex:
+            st.latex(latex)
+        row = st.container(horizontal=True, wrap=True)
+        for text, data, name in downloads:
+            mime = "text/csv" if name.endswith(".csv") else "application/octet-stream"
+            row.download_button(f"⬇ {text}", data, file_name=name, mime=mime, key=f"dl_{key}_{name}",
+                                on_click="ignore")
+
+    def config_download(self) -> None:
+        st.sidebar.download_button("⬇ config (JSON)", json_bytes(self.config.to_dict()),
+                                   file_name=file_name(self.config, "config", "json"), mime="application/json",
+                                   key="dl_config", on_click="ignore")
