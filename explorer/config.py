@@ -238,8 +238,12 @@ VIEW_SPECS: dict[str, Spec] = {
     "scale": Spec(choices=("auto", "1", "2", "5", "10", "20", "50", "100", "200", "500"), label="colour scale (± decades)",
                   help="auto fits each map to its data; a fixed range keeps colours comparable between configs "
                        "(lock it while teaching: mild growth then looks mild)"),
+    "present": Spec(choices=("0", "1"), label="presentation mode", choice_labels={"0": "off", "1": "on"},
+                    help="For a projector: no sidebar or controls, the first chart first, larger type and lines"),
+    "image": Spec(choices=("png", "svg"), label="chart image format",
+                  help="What a chart's camera button saves: PNG (twice the screen's size) or SVG (vector)"),
 }
-VIEW_DEFAULTS = {"scale": "auto"}
+VIEW_DEFAULTS = {"scale": "auto", "present": "0", "image": "png"}
 
 _TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name != "model"}
 _TYPES = {f.name: type(f.default) for f in dataclasses.fields(ExperimentConfig)}

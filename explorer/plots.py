@@ -27,8 +27,8 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 460) -> go
                       title=dict(text=title, x=0.01, y=1, yanchor="top", yref="container", pad=dict(t=12)),
                       margin=dict(l=70, r=30, t=105 if sum(t.showlegend is not False for t in fig.data) > 1 else 60, b=60),
                       legend=dict(orientation="h", x=0, xanchor="left", y=1.03, yanchor="bottom"))
-    fig.update_xaxes(title_text=x)
-    fig.update_yaxes(title_text=y)
+    fig.update_xaxes(title_text=x, tickfont=dict(size=14))  # explicit: the app's theme would set 12.75 px
+    fig.update_yaxes(title_text=y, tickfont=dict(size=14))
     return fig
 
 
@@ -77,7 +77,7 @@ def lag_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, title: st
                                  hovertemplate="k = %{x}<br>%{y:.3f}<extra>" + name + "</extra>"))
     if bound is not None:
         fig.add_trace(go.Scatter(x=bound[0], y=_finite_or_nan(bound[1]), name=bound_name,
-                                 mode="lines", line=dict(color="black", dash="dash", width=2)))
+                                 mode="lines", line=dict(color="#8c8c8c", dash="dash", width=2)))
     fig.add_hline(y=0, line=dict(color="grey", width=1))
     return _layout(fig, title, "lag k = T − t", y)
 
@@ -244,7 +244,7 @@ def loss_figure(runs: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], b
                                  line=dict(color=color, width=1.5), opacity=0.6))
         fig.add_trace(go.Scatter(x=steps, y=_finite_or_nan(eval_loss), name=f"{name}: eval", mode="lines",
                                  line=dict(color=color, width=3)))
-    fig.add_hline(y=baseline, line=dict(color="black", dash="dash"))
+    fig.add_hline(y=baseline, line=dict(color="#8c8c8c", dash="dash"))
     if baseline > 0:  # on a log axis an annotation's y is log10 of the value (a shape's is the value)
         fig.add_annotation(x=1, xref="x domain", y=float(np.log10(baseline)), yref="y", showarrow=False,
                            text=f"baseline {baseline:.4g}", xanchor="right", yanchor="bottom")
@@ -285,7 +285,7 @@ def singular_values_over_training(steps: np.ndarray, values: np.ndarray, *, titl
         fig.add_trace(go.Scatter(x=steps, y=values[:, i], mode="lines", showlegend=False,
                                  line=dict(width=1.5, color=PALETTE[0]), opacity=0.5,
                                  hovertemplate=f"σ_{i + 1}" + " = %{y:.7g}<extra></extra>"))
-    fig.add_hline(y=1.0, line=dict(color="black", dash="dash"))
+    fig.add_hline(y=1.0, line=dict(color="#8c8c8c", dash="dash"))
     finite = np.asarray(values, dtype=np.float64)
     finite = finite[np.isfinite(finite)]
     if finite.size:

@@ -78,8 +78,9 @@ _RNN_CAPTIONS = (
             "gradient past every step, so the products no longer vanish; the added term can make them grow "
             "(red) instead."),
     Caption("map", lambda v: v["norm"] == "layer",
-            "Layer norm divides $a_t$ by its spread over the units, so the scale of $W_{{hh}}$ cancels: the "
-            "products stay within a few decades of 1 whatever the gain."),
+            "Layer norm divides $a_t$ by its spread over the units, so the overall scale of $W_{{hh}}$ largely "
+            "cancels: at gains where the plain RNN's products vanish or explode by tens of decades, they stay within "
+            "a few decades of 1 (compare gain 0.5 with and without it)."),
     Caption("map", lambda v: v["norm"] == "batch",
             "Batch norm divides each unit by its spread over the batch at that step (statistics held fixed), "
             "which cancels the scale of $W_{{hh}}$ too."),

@@ -14,6 +14,8 @@ from explorer.config import ExperimentConfig, TrainConfig
 from explorer.export import csv_bytes, file_name, file_stem, json_bytes, npz_bytes
 from explorer.text import ordinal
 
+from .state import view_settings
+
 PLOT_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
 
@@ -51,18 +53,18 @@ def lag_curve(config: ExperimentConfig) -> tuple[np.ndarray, np.ndarray, np.ndar
     return _cached_lag_curve(config, auto_stride(config))
 
 
-def analysis(config: ExperimentConfig) -> tuple[Analysis, str]:
+def analysis(config: ExperimentConfig, name: str = "") -> tuple[Analysis, str]:
     """The cached analysis at the app's resolution, with a progress bar while it computes, the
-    overflow's warning, and a note when the map is strided; also how long this visit waited, in words
-    ("cached" on a cache hit, not the time another visitor's first run took)."""
+    overflow's warning, and a note when the map is strided (prefixed ``name``, e.g. "B: "); also how
+    long this visit waited, in words ("cached" on a cache hit, not the time another visitor's first run took)."""
     stride = auto_stride(config)
     start = time.perf_counter()
     result = _cached_analysis(config, stride)
     waited = time.perf_counter() - start
     for message in result.warnings:
-        st.warning(message, icon="⚠️")
+        st.warning(name + message, icon="⚠️")
     if stride > 1:
-        st.info(f"At T = {config.seq_len} and n = {config.hidden} the map keeps every {ordinal(stride)} step "
+        st.info(f"{name}At T = {config.seq_len} and n = {config.hidden} the map keeps every {ordinal(stride)} step "
                 f"({len(result.pairs.grid)} × {len(result.pairs.grid)} grid) to stay within a few seconds. "
                 "Every product is still exact over all steps in between; for full resolution run "
                 f"`python -m explorer analyze --stride 1` with this config.", icon="ℹ️")
@@ -100,8 +102,8 @@ class Report:
     file a new id, and a click that still holds the old one fails ("Deferred file ... not found").
     """
 
-    def __init__(self, config: ExperimentConfig | TrainConfig):
-        self.config = config
+    def __init__(self, config: ExperimentConfig | TrainConfig, page: str):
+        self.config, self.page = config, page
 
     def csv(self, label: str, quantity: str, columns: dict[str, Any]) -> Download:
         return label, csv_bytes(columns, config=self.config), file_name(self.config, quantity, "csv")
@@ -112,11 +114,17 @@ class Report:
 
     def chart(self, fig, explanation: str, downloads: Sequence[Download], key: str, latex: str | None = None) -> None:
         """A chart, a sentence or two on what to look for, its equation, and its data as downloads."""
-        image = {**PLOT_CONFIG["toImageButtonOptions"], "filename": file_stem(self.config) + "_" + key}
-        st.plotly_chart(fig, width="stretch", config={**PLOT_CONFIG, "toImageButtonOptions": image}, key=key)
+        from .classroom import presenting, style
+
+        image = {**PLOT_CONFIG["toImageButtonOptions"], "filename": file_stem(self.config) + "_" + key,
+                 "format": view_settings(self.page)["image"]}
+        st.plotly_chart(style(fig, self.page), width="stretch", config={**PLOT_CONFIG, "toImageButtonOptions": image},
+                        key=key)
         st.markdown(explanation)
         if latex:
             st.latex(latex)
+        if presenting(self.page):  # no controls on a projector
+            return
         row = st.container(horizontal=True, wrap=True)
         for text, data, name in downloads:
             mime = "text/csv" if name.endswith(".csv") else "application/octet-stream"

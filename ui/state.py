@@ -2,7 +2,9 @@
 link it writes back (seed included), so a shared link reproduces the picture."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
+from urllib.parse import parse_qs, urlencode
 
 import streamlit as st
 
@@ -52,15 +54,77 @@ def _pin(values: dict[str, Any], fixed: dict[str, Any], choices: dict[str, Seque
     return values
 
 
+@dataclass(frozen=True)
+class PageState:
+    """What a page last showed: its config, its view settings, a second config B to compare (the fields
+    where it differs, as the URL gives them, without the ``b_`` prefix), and the query it wrote."""
+
+    config: Any
+    looks: dict[str, str]
+    compare: dict[str, str]
+    written: dict[str, str]
+
+
+COMPARE_PREFIX = "b_"
+
+
+def _split_query(query: dict[str, str]) -> tuple[dict[str, str], dict[str, str], str | None]:
+    """(A's parameters, B's (``b_`` stripped), the preset named) of a URL query."""
+    own = {k: v for k, v in query.items() if not k.startswith(COMPARE_PREFIX) and k != "preset"}
+    other = {k[len(COMPARE_PREFIX):]: v for k, v in query.items() if k.startswith(COMPARE_PREFIX)}
+    return own, other, query.get("preset")
+
+
+def _compare(config, raw: dict[str, str], train: bool) -> tuple[Any, dict[str, str], list[str]]:
+    """B: ``config`` with the fields ``raw`` changes (bad ones dropped, with a warning), the changes kept,
+    and the warnings."""
+    if not raw:
+        return None, {}, []
+    base = {k: v for k, v in to_query(config).items()}
+    parsed, warnings = from_query({**base, **raw}, train=train)
+    warnings = [f"B: {w}" for w in warnings]
+    kept = {k: v for k, v in to_query(parsed).items() if base.get(k) != v}
+    return (parsed if kept else None), kept, warnings
+
+
+def _apply_preset(page: str, name: str | None, train: bool) -> tuple[dict[str, Any] | None, list[str]]:
+    """The values of preset ``name`` for this page, or None with a warning where it is unknown or another page's."""
+    if not name:
+        return None, []
+    from explorer.presets import PRESETS, config_of
+
+    preset = PRESETS.get(name)
+    if preset is None or preset.page != ("lab" if train else page):
+        return None, [f"preset must be one of {', '.join(presets_for(page, train))}, got {name[:40]!r}; ignored."]
+    st.info(f"Preset **{preset.label}**: {preset.claim}", icon="🎯")
+    return flat(config_of(preset)), []
+
+
+def presets_for(page: str, train: bool) -> list[str]:
+    """The presets a page offers: those made for it (the lab's, in the lab)."""
+    from explorer.presets import PRESETS
+
+    return [name for name, preset in PRESETS.items() if preset.page == ("lab" if train else page)]
+
+
+def _pick_preset(page: str) -> None:
+    """The preset selector's callback: apply the choice on this run, then show the selector empty again."""
+    state = st.session_state
+    state[f"{page}_apply_preset"] = state[f"{page}_preset"]
+    state[f"{page}_preset"] = "—"
+
+
 def config_sidebar(page: str, fields: Sequence[str], *, choices: dict[str, Sequence[str]] | None = None,
                    fixed: dict[str, Any] | None = None, train: bool = False, view: Sequence[str] = ()) -> Any:
     """Sidebar widgets for those of ``fields`` whose Spec shows them, two-way bound to the URL; returns
     the page's config (an ``ExperimentConfig``, or a ``TrainConfig`` with ``train=True``). The ``view``
     settings (``VIEW_SPECS``: how the page draws, never what it computes) get widgets and travel in the
-    URL too; :func:`view_settings` reads them.
+    URL too; :func:`view_settings` reads them. A preset (``?preset=NAME`` or the selector) fills the
+    config and the URL becomes the full config; ``b_`` parameters describe a second config B
+    (:func:`compared`).
 
-    Where the config comes from, in order: the URL, when the page is entered with a query (a shared
-    link, back or forward) or its query is not the one this page wrote last; on entering from
+    Where the config comes from, in order: a preset; the URL, when the page is entered with a query (a
+    shared link, back or forward) or its query is not the one this page wrote last; on entering from
     another page through the sidebar (Streamlit drops the query), this page's own last config with
     the settings it shares with the last page seen carried over; else the widgets. Widget keys are
     ``<page>_<field>``, one set per page: Streamlit ties a widget's identity to its page, so keys
@@ -68,27 +132,32 @@ def config_sidebar(page: str, fields: Sequence[str], *, choices: dict[str, Seque
     """
     choices, fixed = choices or {}, fixed or {}
     state = st.session_state
-    memory = state.setdefault("pages", {})  # page -> (its config, its view settings, the query it wrote)
+    memory: dict[str, PageState] = state.setdefault("pages", {})
     shared = state.setdefault("shared", {})  # field -> value, as last shown on any page
     query = st.query_params.to_dict()
     own = memory.get(page)
     arriving = state.get("current_page") != page
     state["current_page"] = page
     default = TrainConfig() if train else ExperimentConfig()
-    warnings: list[str] = []
+    url_values, url_compare, url_preset = _split_query(query)
+    preset_values, warnings = _apply_preset(page, state.pop(f"{page}_apply_preset", None) or url_preset, train)
     # Streamlit's sidebar link may record the new page's address with the old page's query: that query
     # is another page's config, not a link to this one
-    foreign = any(written == query for name, (_, _, written) in memory.items() if name != page)
-    if query and not foreign and (arriving or own is None or query != own[2]):
-        config, warnings = from_query(query, train=train)
-        looks, more = view_from_query(query)
-        values, warnings, reset = {**flat(config), **looks}, warnings + more, True
+    foreign = any(other.written == query for name, other in memory.items() if name != page)
+    compare = own.compare if own else {}
+    if preset_values is not None:
+        values, compare, reset = {**preset_values, **(own.looks if own else VIEW_DEFAULTS)}, {}, True
+    elif query and not foreign and (arriving or own is None or query != own.written):
+        config, more = from_query(url_values, train=train)
+        looks, view_warnings = view_from_query(url_values)
+        values, compare, reset = {**flat(config), **looks}, url_compare, True
+        warnings += more + view_warnings
     elif arriving or own is None:
-        mine = {**flat(own[0]), **own[1]} if own else {**flat(default), **VIEW_DEFAULTS}
+        mine = {**flat(own.config), **own.looks} if own else {**flat(default), **VIEW_DEFAULTS}
         values = {**mine, **{k: v for k, v in shared.items() if k in fields or k in view}}
         reset = True
     else:
-        values, reset = {**flat(own[0]), **own[1]}, False
+        values, reset = {**flat(own.config), **own.looks}, False
     looks = {name: values.get(name, VIEW_DEFAULTS[name]) for name in view}
     config, clamped = fit(default, **_pin({k: v for k, v in values.items() if k in ALL_SPECS}, fixed, choices))
     for message in warnings + clamped:
@@ -97,12 +166,18 @@ def config_sidebar(page: str, fields: Sequence[str], *, choices: dict[str, Seque
     if reset:  # the widgets take the config's values
         for name in [*fields, *view]:
             state[f"{page}_{name}"] = current[name]
+        state[f"{page}_compare"] = urlencode(compare)
     shown = []
     with st.sidebar:
-        for title, names in (("Training" if train else "Experiment", fields), ("View", view)):
-            if names:
+        names = presets_for(page, train)
+        if names:
+            state.setdefault(f"{page}_preset", "—")
+            st.selectbox("preset", ["—", *names], key=f"{page}_preset", on_change=_pick_preset, args=(page,),
+                         help="Named configurations of the lecture's cases; the link then holds the full config")
+        for title, group in (("Training" if train else "Experiment", fields), ("View", view)):
+            if group:
                 st.subheader(title)
-            for name in names:
+            for name in group:
                 key = f"{page}_{name}"
                 state.setdefault(key, current[name])
                 current[name] = state[key]
@@ -111,6 +186,11 @@ def config_sidebar(page: str, fields: Sequence[str], *, choices: dict[str, Seque
                     _widget(name, key, current, choices.get(name))
                     current[name] = state[key]
                     shown.append(name)
+        if not train:
+            st.text_input("compare with B (settings that differ)", key=f"{page}_compare",
+                          placeholder="e.g. init=orthogonal&gain=1.0",
+                          help="A second configuration drawn beside this one (A): the settings where it differs, "
+                               "as in a URL. In the link they read b_init=orthogonal&b_gain=1.0.")
     changes = {}
     for name in (n for n in shown if n in ALL_SPECS):
         try:
@@ -121,17 +201,33 @@ def config_sidebar(page: str, fields: Sequence[str], *, choices: dict[str, Seque
     for message in clamped:
         st.warning(message, icon="⚠️")
     looks = {name: current[name] for name in view}
+    typed = {k: v[-1] for k, v in parse_qs(state.get(f"{page}_compare", "")).items()} if not train else {}
+    _, compare, more = _compare(config, typed, train)
+    for message in more:
+        st.warning(message, icon="⚠️")
     shared.update({name: flat(config)[name] for name in shown if name in ALL_SPECS} | looks)
-    written = {**to_query(config), **looks}
-    memory[page] = (config, looks, written)
+    written = {**to_query(config), **looks, **{COMPARE_PREFIX + k: v for k, v in compare.items()}}
+    memory[page] = PageState(config, looks, compare, written)
     st.query_params.from_dict(written)
     return config
+
+
+def compared(page: str) -> tuple[Any, list[str]] | None:
+    """The second config B of the page (from its ``b_`` parameters) and the differences, in words; None without one."""
+    own = st.session_state.get("pages", {}).get(page)
+    if own is None or not own.compare:
+        return None
+    other, kept, _ = _compare(own.config, own.compare, isinstance(own.config, TrainConfig))
+    if other is None:
+        return None
+    base = to_query(own.config)
+    return other, [f"{k}: {base.get(k)} → {v}" for k, v in kept.items()]
 
 
 def view_settings(page: str) -> dict[str, str]:
     """The page's view settings (``VIEW_SPECS``) as its sidebar last set them."""
     memory = st.session_state.get("pages", {}).get(page)
-    return {**VIEW_DEFAULTS, **(memory[1] if memory else {})}
+    return {**VIEW_DEFAULTS, **(memory.looks if memory else {})}
 
 
 def colour_limit(page: str) -> float | None:

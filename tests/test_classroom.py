@@ -1,0 +1,91 @@
+"""The classroom's page features under AppTest: A/B comparison, presentation mode, the image format, and the
+link and commands that reproduce a picture."""
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from explorer import ExperimentConfig
+from explorer.cli import build_parser
+from explorer.config import SPECS, check
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = {"seq_len": "30", "hidden": "8"}
+
+
+def run(page: str, query: dict[str, str]) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "Overview.py"), default_timeout=60)
+    at.query_params.update({**SMALL, **query})
+    at.switch_page(page)
+    return at.run()
+
+
+def figures(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def heatmaps(at: AppTest) -> list[dict]:
+    return [f for f in figures(at) if f["data"][0]["type"] == "heatmap" and "log10" in json.dumps(f["data"][0])]
+
+
+@pytest.mark.parametrize("page,query", [("pages/2_Simple_RNN.py", {"b_init": "orthogonal", "b_gain": "1.2"}),
+                                        ("pages/3_LSTM_and_GRU.py", {"cell": "lstm", "b_cell": "rnn"})])
+def test_a_b_comparison_shares_a_colour_scale_and_one_lag_chart(page, query):
+    at = run(page, query)
+    assert not at.exception, [e.value for e in at.exception]
+    note = [str(i.value) for i in at.info if "Comparing" in str(i.value)]
+    assert note and all(k[2:] in note[0] for k in query if k.startswith("b_"))
+    assert all(at.query_params[k] == v for k, v in query.items())  # B stays in the link
+    pair = [f for f in heatmaps(at) if f["layout"]["title"]["text"].startswith(("A: ", "B: "))]
+    assert len(pair) >= 2
+    a, b = pair[0]["data"][0], pair[1]["data"][0]
+    assert (a["zmin"], a["zmax"]) == (b["zmin"], b["zmax"]) and a["zmid"] == b["zmid"] == 0
+    names = {t.get("name", "") for f in figures(at) for t in f["data"]}
+    assert any(n.startswith("A: ") for n in names) and any(n.startswith("B: ") for n in names)
+
+
+def test_a_bad_b_setting_warns_and_is_dropped():
+    at = run("pages/2_Simple_RNN.py", {"b_gain": "banana"})
+    assert not at.exception
+    assert any(str(w.value).startswith("B: gain must be") for w in at.warning)
+    assert "b_gain" not in at.query_params and not [i for i in at.info if "Comparing" in str(i.value)]
+
+
+def test_presentation_mode_hides_the_controls_and_fits_the_charts():
+    at = run("pages/2_Simple_RNN.py", {"present": "1"})
+    assert not at.exception
+    assert not [b for b in at.get("download_button") if "dl_" in (b.key or "") and "config" not in b.key]
+    assert all(f["layout"]["height"] <= 430 for f in figures(at))
+    assert all(f["layout"]["xaxis"]["tickfont"]["size"] >= 14 for f in figures(at))
+    assert at.title and at.button(key="rnn_leave")  # a compact title bar, with the way out
+    at.button(key="rnn_leave").click().run()
+    assert at.query_params["present"] == "0" and not [b for b in at.button if b.key == "rnn_leave"]
+
+
+def test_the_image_format_reaches_the_charts_camera():
+    at = run("pages/2_Simple_RNN.py", {"image": "svg"})
+    assert not at.exception
+    configs = [json.loads(chart.proto.config) for chart in at.get("plotly_chart")]
+    assert configs and all(c["toImageButtonOptions"]["format"] == "svg" for c in configs)
+
+
+def test_the_reproduce_box_gives_the_same_config():
+    query = {"init": "gaussian", "gain": "1.25", "seed": "7", "activation": "relu", "seq_len": "30", "hidden": "8"}
+    at = run("pages/2_Simple_RNN.py", query)
+    assert not at.exception
+    codes = [c.value for c in at.code]
+    link = next(c for c in codes if "seq_len=30" in c)
+    assert all(f"{k}={v}" in link for k, v in query.items())
+    command = next(c for c in codes if c.startswith("python -m explorer analyze"))
+    args = build_parser().parse_args(shlex.split(command)[3:])
+    from_command = ExperimentConfig(**{k: check(k, getattr(args, k)) for k in SPECS if getattr(args, k) is not None})
+    snippet = next(c for c in codes if c.startswith("from explorer import"))
+    namespace: dict = {}
+    exec(snippet.split("\n")[0], namespace)  # the import line
+    from_snippet = eval(snippet.split("\n")[1].split("analyze(", 1)[1].rsplit(")", 1)[0].split(", stride")[0], namespace)
+    shown = ExperimentConfig(cell="rnn", **{k: check(k, v) for k, v in query.items()})
+    assert from_command == shown and from_snippet == shown

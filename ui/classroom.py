@@ -1,0 +1,144 @@
+"""For a teacher at a projector: a page's frame (presentation mode puts the first chart first and hides the
+controls), the projector's chart style, a link to copy, and how to reproduce the picture elsewhere."""
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+import streamlit as st
+
+from explorer.config import ExperimentConfig, TrainConfig, to_query
+
+from .state import view_settings
+
+# Presentation mode: no sidebar (nor its toggle), the page's own padding trimmed so the first chart fits a
+# 1024 x 768 projector without scrolling.
+PRESENT_CSS = """<style>
+[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stExpandSidebarButton"] {display: none;}
+[data-testid="stMainBlockContainer"] {padding-top: 2.2rem; padding-left: 1.5rem; padding-right: 1.5rem; max-width: 100%;}
+[data-testid="stHeader"] {height: 1.8rem;}
+[data-testid="stMain"] h1 {font-size: 1.5rem; padding: 0.2rem 0;}
+</style>"""
+PRESENT_HEIGHT = 430  # every chart's height in presentation mode: the first fits under the title bar at 768 px
+
+
+def presenting(page: str) -> bool:
+    return view_settings(page).get("present") == "1"
+
+
+def _leave_presentation(page: str) -> None:
+    st.session_state[f"{page}_present"] = "0"
+
+
+def frame(page: str, title: str) -> tuple[Any, Any]:
+    """The page's title, then two containers: (intro, main). The intro (equations, metrics, notes) comes
+    above the charts; in presentation mode below them, so the first chart opens the page."""
+    if not presenting(page):
+        st.title(title)
+        return st.container(), st.container()
+    st.markdown(PRESENT_CSS, unsafe_allow_html=True)
+    bar = st.container(horizontal=True, vertical_alignment="center")
+    bar.title(title)
+    bar.button("✕ leave presentation", key=f"{page}_leave", on_click=_leave_presentation, args=(page,),
+               type="tertiary", help="Show the sidebar and the controls again")
+    main = st.container()
+    return st.container(), main
+
+
+def style(fig, page: str):
+    """A figure as this page draws it: on a projector (presentation mode) larger type, thicker lines and
+    colour bars, and a height that fits the screen; else as it is."""
+    if not presenting(page):
+        return fig
+    fig.update_layout(font=dict(size=20), height=min(fig.layout.height or PRESENT_HEIGHT, PRESENT_HEIGHT),
+                      title=dict(font=dict(size=22)), legend=dict(font=dict(size=18)))
+    fig.update_xaxes(tickfont=dict(size=18), title_font=dict(size=20))
+    fig.update_yaxes(tickfont=dict(size=18), title_font=dict(size=20))
+    for trace in fig.data:
+        line = getattr(trace, "line", None)
+        if line is not None and trace.type == "scatter":
+            trace.line.width = 1.6 * (line.width or 2)
+        if trace.type == "heatmap":
+            trace.colorbar.thickness = 30
+            trace.colorbar.tickfont = dict(size=18)
+    return fig
+
+
+def link(page: str) -> str:
+    """The exact link of what the page shows: its address and the query it wrote (page, config, seed,
+    view settings, B)."""
+    own = st.session_state.get("pages", {}).get(page)
+    query = urlencode(own.written) if own else ""
+    return f"{st.context.url}?{query}" if query else st.context.url
+
+
+def command(config: ExperimentConfig | TrainConfig, stride: int | None = None) -> str:
+    """The command line that computes the same numbers (every field that differs from its default, and the seed)."""
+    train = isinstance(config, TrainConfig)
+    base = to_query(TrainConfig() if train else ExperimentConfig())
+    mine = to_query(config)
+    flags = [f"--{k.replace('_', '-')} {mine[k]}" for k in mine if mine[k] != base.get(k) or k == "seed"]
+    extra = [f"--stride {stride}"] if stride and stride > 1 else []
+    return " ".join(["python -m explorer", "train" if train else "analyze", *flags, *extra, "--json"])
+
+
+def snippet(config: ExperimentConfig | TrainConfig, stride: int | None = None) -> str:
+    """Three lines of Python with the library."""
+    train = isinstance(config, TrainConfig)
+    if train:
+        model = _arguments(config.model, ExperimentConfig(cell="lstm", seq_len=50))
+        own = _arguments(config, TrainConfig(), skip=("model",))
+        return (f"from explorer import ExperimentConfig, TrainConfig\nfrom explorer.train import train\n"
+                f"run = train(TrainConfig(model=ExperimentConfig({model}){', ' + own if own else ''}))")
+    strided = f", stride={stride}" if stride and stride > 1 else ""
+    return (f"from explorer import ExperimentConfig, analyze\n"
+            f"result = analyze(ExperimentConfig({_arguments(config, ExperimentConfig())}){strided})\n"
+            f'result.pairs.log10_spectral["state"]  # log10 ||dh_s/dh_t||_2, every pair of the grid')
+
+
+def _arguments(config, default, skip: tuple[str, ...] = ()) -> str:
+    mine, base = config.to_dict(), default.to_dict()
+    return ", ".join(f"{k}={v!r}" for k, v in mine.items() if k not in skip and (v != base.get(k) or k == "seed"))
+
+
+def share(page: str, config: ExperimentConfig | TrainConfig, stride: int | None = None) -> None:
+    """In the sidebar: the exact link (the code box's copy button copies it), and how to reproduce the picture."""
+    with st.sidebar:
+        st.subheader("Share")
+        st.caption("The exact link (page, config, seed, view, B): copy it with the box's button.")
+        st.code(link(page), language=None, wrap_lines=True)
+        with st.expander("reproduce: command line and Python"):
+            st.code(command(config, stride), language="bash", wrap_lines=True)
+            st.code(snippet(config, stride), language="python")
+
+
+def heatmaps(report, maps: dict[str, tuple[Any, Any]], *, title: str, quantity: str, explanation: str, key: str,
+             downloads=()) -> None:
+    """One all-pairs map, or A's and B's side by side on one colour scale (the locked one, or the larger
+    of the two data ranges), each in its half of the page."""
+    import numpy as np
+
+    from explorer import plots
+
+    from .state import colour_limit
+
+    limit = colour_limit(report.page)
+    if limit is None and len(maps) > 1:
+        finite = [np.abs(m[np.isfinite(m)]).max() for _, m in maps.values() if np.isfinite(m).any()]
+        limit = float(max(finite)) if finite else None
+    if len(maps) == 1:
+        (grid, values), = maps.values()
+        report.chart(plots.jacobian_heatmap(grid, values, title=title, quantity=quantity, limit=limit), explanation,
+                     list(downloads), key=key)
+        return
+    columns = st.columns(len(maps))
+    for column, (name, (grid, values)) in zip(columns, maps.items()):
+        with column:
+            report.chart(plots.jacobian_heatmap(grid, values, title=f"{name}: {title}", quantity=quantity, limit=limit),
+                         explanation if name == "A" else "The same colour scale as A's.",
+                         list(downloads) if name == "A" else [], key=f"{key}_{name}")
+
+
+def comparison_note(differences: list[str]) -> None:
+    st.info("Comparing **A**, this page's config, with **B**, which differs in " + "; ".join(f"`{d}`" for d in differences)
+            + ". The maps share one colour scale; the lag curves are drawn together.", icon="⚖️")
