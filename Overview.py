@@ -10,6 +10,8 @@ import ui
 
 ui.page_setup("Overview", "🔁")
 st.title("RNN Gradient Explorer")
+st.markdown("New here, or teaching? The **Guided Tour** walks through the lecture in 14 steps, each claim beside "
+            "the number measured live (`?present=1` in any link suits a projector).")
 st.markdown(
     "Why do gradients **vanish** or **explode** through time, and what does each fix do about it? "
     "Pick a cell, an initialisation and a sequence length; every number on these pages is computed "

@@ -89,3 +89,30 @@ def test_the_reproduce_box_gives_the_same_config():
     from_snippet = eval(snippet.split("\n")[1].split("analyze(", 1)[1].rsplit(")", 1)[0].split(", stride")[0], namespace)
     shown = ExperimentConfig(cell="rnn", **{k: check(k, v) for k, v in query.items()})
     assert from_command == shown and from_snippet == shown
+
+
+PAGE_FILES = {"rnn": "pages/2_Simple_RNN.py", "gated": "pages/3_LSTM_and_GRU.py", "modern": "pages/4_Modern_Recurrences.py",
+              "lab": "pages/5_Training_Lab.py"}
+
+
+@pytest.mark.parametrize("name", list(__import__("explorer.presets", fromlist=["PRESETS"]).PRESETS))
+def test_every_preset_renders_on_its_page_and_the_link_becomes_its_full_config(name):
+    from explorer.config import to_query
+    from explorer.presets import PRESETS, config_of
+
+    preset = PRESETS[name]
+    at = AppTest.from_file(str(ROOT / "Overview.py"), default_timeout=120)
+    at.query_params.update({"preset": name})
+    at.switch_page(PAGE_FILES[preset.page])
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(preset.claim in str(i.value) for i in at.info), "the preset states its claim"
+    assert "preset" not in at.query_params
+    expected = to_query(config_of(preset))
+    assert {k: at.query_params[k] for k in expected} == expected
+
+
+def test_an_unknown_or_foreign_preset_warns_and_keeps_the_link():
+    at = run("pages/2_Simple_RNN.py", {"preset": "gru"})  # the LSTM and GRU page's
+    assert not at.exception and any("preset must be one of" in str(w.value) for w in at.warning)
+    assert at.query_params["cell"] == "rnn" and at.query_params["seq_len"] == "30"
