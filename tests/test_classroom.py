@@ -116,3 +116,28 @@ def test_an_unknown_or_foreign_preset_warns_and_keeps_the_link():
     at = run("pages/2_Simple_RNN.py", {"preset": "gru"})  # the LSTM and GRU page's
     assert not at.exception and any("preset must be one of" in str(w.value) for w in at.warning)
     assert at.query_params["cell"] == "rnn" and at.query_params["seq_len"] == "30"
+
+
+@pytest.mark.parametrize("number", range(1, 15))
+def test_every_tour_step_renders_with_its_claim_holding(number):
+    from explorer.tour import STEPS
+
+    at = AppTest.from_file(str(ROOT / "Overview.py"), default_timeout=120)
+    at.query_params.update({"step": str(number)})
+    at.switch_page("pages/1_Guided_Tour.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    step = STEPS[number - 1]
+    assert at.title[0].value == f"Tour · {number}. {step.title}"
+    assert len(at.success) == 1 and step.claim in str(at.success[0].value) and not at.error
+    assert len(at.get("plotly_chart")) == len(step.charts)
+    assert at.query_params["step"] == str(number)
+
+
+def test_a_bad_tour_step_warns_and_starts_at_one():
+    at = AppTest.from_file(str(ROOT / "Overview.py"), default_timeout=120)
+    at.query_params.update({"step": "99"})
+    at.switch_page("pages/1_Guided_Tour.py")
+    at.run()
+    assert not at.exception and any("step must be an integer in [1, 14]" in str(w.value) for w in at.warning)
+    assert at.query_params["step"] == "1"
