@@ -3,13 +3,12 @@ import numpy as np
 import streamlit as st
 
 import ui
-from explorer import ExperimentConfig, plots
+from explorer import plots
 from explorer.analysis import SATURATION, auto_stride
 from explorer.export import pairs_arrays
 from explorer.registry import cell_type, cells_on
 from explorer.text import caption, saturation_summary
 
-DEFAULTS = ExperimentConfig()
 
 ui.page_setup("LSTM and GRU", "🧮")
 config = ui.config_sidebar("gated", ["cell", "gates", "forget_bias", "hidden", "input_size", "seq_len", "init", "gain",
@@ -34,9 +33,7 @@ with intro:
     ui.log10_metric(cols[0], "log10 ‖∂z_T/∂z_0‖₂" if result.c is not None else "log10 ‖∂h_T/∂h_0‖₂", spec[-1], result)
     cols[1].metric("map grid", f"{len(result.pairs.grid)} × {len(result.pairs.grid)}")
     cols[2].metric("analysis time", timing, help="How long this result took to compute; cached: computed before, by any visitor")
-# the same n, input, T and seed; the gated fields at their defaults, so a stage change reuses the curve
-rnn_lags, rnn_spec, _ = ui.lag_curve(config.replace(cell="rnn", activation="tanh", residual=False, norm="none",
-                                                    gates=DEFAULTS.gates, forget_bias=DEFAULTS.forget_bias))
+rnn_lags, rnn_spec, _ = ui.rnn_overlay(config)  # the simple RNN of the same size
 
 with main:
     st.subheader("Gradient flow through the state")

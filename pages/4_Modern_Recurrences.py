@@ -3,13 +3,12 @@ import numpy as np
 import streamlit as st
 
 import ui
-from explorer import ExperimentConfig, plots
+from explorer import plots
 from explorer.analysis import auto_stride
 from explorer.export import pairs_arrays
 from explorer.registry import cell_type, cells_on
 from explorer.text import caption
 
-DEFAULTS = ExperimentConfig()
 
 ui.page_setup("Modern Recurrences", "🛰️")
 config = ui.config_sidebar("modern", ["cell", "r_min", "r_max", "max_phase", "hidden", "input_size", "seq_len", "input",
@@ -34,8 +33,7 @@ with intro:
         cols[1].metric("time-scale 1/(1 − |λ|max)", f"{1.0 / max(1.0 - np.abs(result.eigenvalues).max(), 1e-12):.4g} steps",
                        help=f"The ring's bound: 1/(1 − r_max) = {timescale:.4g} steps")
     cols[2].metric("analysis time", timing, help="How long this result took to compute; cached: computed before, by any visitor")
-rnn_lags, rnn_spec, _ = ui.lag_curve(config.replace(cell="rnn", activation="tanh", residual=False, norm="none",
-                                                    gates=DEFAULTS.gates, forget_bias=DEFAULTS.forget_bias))
+rnn_lags, rnn_spec, _ = ui.rnn_overlay(config)  # the simple RNN of the same size
 with main:
     st.subheader("Every pair of steps: log10 ‖∂h_s/∂h_t‖₂")
     fig = plots.jacobian_heatmap(result.pairs.grid, result.pairs.log10_spectral["state"], title="log10 ‖∂h_s/∂h_t‖₂",

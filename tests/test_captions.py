@@ -2,25 +2,16 @@
 and the chart details the text refers to (axes, hover, the colour scale a teacher can lock)."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from explorer import plots
+from tests.apptests import figures, run
 from explorer.text import CAPTIONS, caption, ordinal
 
-ROOT = Path(__file__).resolve().parents[1]
-SMALL = {"seq_len": "30", "hidden": "8"}
 
-
-def run(page: str, query: dict[str, str]) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "Overview.py"), default_timeout=60)
-    at.query_params.update({**SMALL, **query})
-    at.switch_page(page)
-    return at.run()
 
 
 def words(at: AppTest) -> str:
@@ -29,9 +20,6 @@ def words(at: AppTest) -> str:
     parts += [str(a.value) for a in (*at.info, *at.warning)]
     return "\n".join(parts)
 
-
-def figures(at: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
 
 
 def trace_names(at: AppTest) -> set[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shlex
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -12,20 +11,10 @@ from streamlit.testing.v1 import AppTest
 from explorer import ExperimentConfig
 from explorer.cli import build_parser
 from explorer.config import SPECS, check
-
-ROOT = Path(__file__).resolve().parents[1]
-SMALL = {"seq_len": "30", "hidden": "8"}
+from tests.apptests import ROOT, figures, run
 
 
-def run(page: str, query: dict[str, str]) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "Overview.py"), default_timeout=60)
-    at.query_params.update({**SMALL, **query})
-    at.switch_page(page)
-    return at.run()
 
-
-def figures(at: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
 
 
 def heatmaps(at: AppTest) -> list[dict]:

@@ -2,6 +2,8 @@
 and the shared link that reproduces a picture in another browser."""
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from explorer.tour import STEPS
@@ -25,29 +27,32 @@ def assert_first_chart_fits(page, where: str) -> None:
     assert size >= 14, (where, size)
 
 
-@pytest.mark.parametrize("width,height", [(1024, 768), (1280, 720)])
-def test_presentation_mode_puts_the_first_chart_on_the_screen(chromium, streamlit_server, width, height):
+@contextlib.contextmanager
+def screen(chromium, width: int, height: int):
+    """A page in a fresh browser context of this size, collecting uncaught JavaScript errors."""
     context = chromium.new_context(viewport={"width": width, "height": height})
     try:
         page = context.new_page()
         page.js_errors = []
         page.on("pageerror", lambda err: page.js_errors.append(str(err)))
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("width,height", [(1024, 768), (1280, 720)])
+def test_presentation_mode_puts_the_first_chart_on_the_screen(chromium, streamlit_server, width, height):
+    with screen(chromium, width, height) as page:
         for slug in CHART_PAGES:
             page.goto(f"{streamlit_server}/{slug}?present=1", timeout=LOAD_TIMEOUT_MS)
             wait_for_app(page, charts=True)
             assert_healthy(page, slug)
             assert not page.locator("[data-testid='stSidebar']").is_visible(), f"{slug}: the sidebar shows"
             assert_first_chart_fits(page, f"{slug} at {width}x{height}")
-    finally:
-        context.close()
 
 
 def test_every_tour_step_fits_a_projector(chromium, streamlit_server, artifacts):
-    context = chromium.new_context(viewport={"width": 1024, "height": 768})
-    try:
-        page = context.new_page()
-        page.js_errors = []
-        page.on("pageerror", lambda err: page.js_errors.append(str(err)))
+    with screen(chromium, 1024, 768) as page:
         for step in STEPS:
             page.goto(f"{streamlit_server}/Guided_Tour?step={step.number}&present=1", timeout=LOAD_TIMEOUT_MS)
             wait_for_app(page, charts=True)
@@ -57,8 +62,6 @@ def test_every_tour_step_fits_a_projector(chromium, streamlit_server, artifacts)
             assert_first_chart_fits(page, f"tour step {step.number}")
             if step.number in (3, 11):
                 page.screenshot(path=str(artifacts / f"tour_step_{step.number}_1024x768.png"))
-    finally:
-        context.close()
 
 
 def test_the_tours_buttons_and_arrow_keys_move_through_the_lecture(page, streamlit_server):

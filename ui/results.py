@@ -48,6 +48,15 @@ def _cached_lag_curve(config: ExperimentConfig, stride: int) -> tuple[np.ndarray
     return curve
 
 
+def rnn_overlay(config: ExperimentConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The lag curve of the simple tanh RNN with this config's n, input, T and seed: the comparison a gated or
+    modern cell is drawn beside. The other cells' fields stay at their defaults, so changing them reuses it."""
+    defaults = ExperimentConfig()
+    return lag_curve(config.replace(cell="rnn", activation="tanh", residual=False, norm="none", gates=defaults.gates,
+                                    forget_bias=defaults.forget_bias, r_min=defaults.r_min, r_max=defaults.r_max,
+                                    max_phase=defaults.max_phase))
+
+
 def lag_curve(config: ExperimentConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``analysis(config).lag_curve()``, cached, without computing the rest of that analysis (an overlay)."""
     return _cached_lag_curve(config, auto_stride(config))
