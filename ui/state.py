@@ -10,6 +10,7 @@ import streamlit as st
 
 from explorer.config import (ALL_SPECS, VIEW_DEFAULTS, VIEW_SPECS, ExperimentConfig, TrainConfig, check, field_type,
                              fit, flat, from_query, to_query, view_from_query)
+from explorer.presets import PRESETS, config_of
 
 
 def page_setup(title: str, icon: str) -> None:
@@ -80,7 +81,7 @@ def _compare(config, raw: dict[str, str], train: bool) -> tuple[Any, dict[str, s
     and the warnings."""
     if not raw:
         return None, {}, []
-    base = {k: v for k, v in to_query(config).items()}
+    base = to_query(config)
     parsed, warnings = from_query({**base, **raw}, train=train)
     warnings = [f"B: {w}" for w in warnings]
     kept = {k: v for k, v in to_query(parsed).items() if base.get(k) != v}
@@ -91,8 +92,6 @@ def _apply_preset(page: str, name: str | None, train: bool) -> tuple[dict[str, A
     """The values of preset ``name`` for this page, or None with a warning where it is unknown or another page's."""
     if not name:
         return None, []
-    from explorer.presets import PRESETS, config_of
-
     preset = PRESETS.get(name)
     if preset is None or preset.page != ("lab" if train else page):
         return None, [f"preset must be one of {', '.join(presets_for(page, train))}, got {name[:40]!r}; ignored."]
@@ -102,8 +101,6 @@ def _apply_preset(page: str, name: str | None, train: bool) -> tuple[dict[str, A
 
 def presets_for(page: str, train: bool) -> list[str]:
     """The presets a page offers: those made for it (the lab's, in the lab)."""
-    from explorer.presets import PRESETS
-
     return [name for name, preset in PRESETS.items() if preset.page == ("lab" if train else page)]
 
 
