@@ -22,7 +22,7 @@ with st.sidebar:
 intro, main = ui.frame(tour.PAGE, f"Tour · {number}. {step.title}")
 with main:
     tour.navigation(number, len(STEPS), FULL_PAGES[step.page], step.config)
-    result = tour.result_of(step.config)
+    result = tour.result_of(number, step.config)
     measured = step.measure(result)
     (st.success if measured.holds else st.error)(f"**Claim:** {step.claim}  \n**Measured:** {measured.text}",
                                                  icon="✅" if measured.holds else "❌")
@@ -33,6 +33,7 @@ with main:
     for column, chart in zip(columns, step.charts):
         with column:
             tour.draw(report, chart, result, step.config, key=f"tour_{number}_{chart}")
+tour.compute_ahead(number)  # the next step, while this one is read
 with intro:
     st.latex(step.equation)
     st.markdown(step.text)

@@ -130,3 +130,28 @@ def test_a_bad_tour_step_warns_and_starts_at_one():
     at.run()
     assert not at.exception and any("step must be an integer in [1, 14]" in str(w.value) for w in at.warning)
     assert at.query_params["step"] == "1"
+
+
+def test_the_next_tour_step_is_computed_ahead_and_a_failure_falls_back(monkeypatch):
+    import explorer.tour
+    import ui.tour
+
+    monkeypatch.setattr(ui.tour, "_AHEAD", {})
+    calls = []
+
+    def compute(step):
+        calls.append(step.number)
+        if step.number == 3:
+            raise RuntimeError("simulated failure")
+        return ("ahead", step.number)
+
+    monkeypatch.setattr(explorer.tour, "compute", compute)
+    ui.tour.compute_ahead(1)
+    ui.tour.compute_ahead(1)  # once per step, however many sessions read step 1
+    assert ui.tour.result_of(2, explorer.tour.STEPS[1].config) == ("ahead", 2) and calls == [2]
+    ui.tour.compute_ahead(2)
+    monkeypatch.setattr("ui.results.analysis", lambda config: (("computed", config), None))
+    step3 = explorer.tour.STEPS[2]
+    assert ui.tour.result_of(3, step3.config) == ("computed", step3.config)  # the visit computes it itself
+    ui.tour.compute_ahead(len(explorer.tour.STEPS))  # the last step has no next
+    assert calls == [2, 3] and 3 not in ui.tour._AHEAD

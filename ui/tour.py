@@ -2,6 +2,7 @@
 and the charts a step names, drawn from its result (an analysis, or a short training run)."""
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -109,11 +110,47 @@ def draw(report, chart: str, result, config, key: str) -> None:
         raise ValueError(f"unknown tour chart {chart!r}")
 
 
-def result_of(config) -> Any:
-    """The step's result: the cached analysis, or its short run (trained on the first visit, then cached)."""
+# Steps computed ahead while the visitor reads the one before, for every session (a class walks the tour together):
+# step number -> its result, or the thread computing it
+_AHEAD: dict[int, Any] = {}
+_AHEAD_LOCK = threading.Lock()
+
+
+def compute_ahead(number: int) -> None:
+    """Compute the step after ``number`` in a background thread, so that moving on is instant."""
+    from explorer.tour import STEPS, compute
+
+    following = number + 1
+    with _AHEAD_LOCK:
+        if following > len(STEPS) or following in _AHEAD:
+            return
+
+        def work() -> None:
+            try:
+                result = compute(STEPS[following - 1])
+            except Exception:  # the step's own visit computes it again and shows what went wrong
+                with _AHEAD_LOCK:
+                    _AHEAD.pop(following, None)
+                return
+            with _AHEAD_LOCK:
+                _AHEAD[following] = result
+
+        _AHEAD[following] = thread = threading.Thread(target=work, name=f"tour-step-{following}", daemon=True)
+    thread.start()
+
+
+def result_of(number: int, config) -> Any:
+    """The step's result: computed ahead (waiting for it if it is still on its way), else the cached analysis or
+    the step's short run (trained on the first visit, then cached)."""
     from . import lab
     from .results import analysis
 
+    ahead = _AHEAD.get(number)
+    if isinstance(ahead, threading.Thread):
+        ahead.join()
+        ahead = _AHEAD.get(number)
+    if ahead is not None and not isinstance(ahead, threading.Thread):
+        return ahead
     if isinstance(config, TrainConfig):
         return lab.training(config, start=True)
     return analysis(config)[0]
