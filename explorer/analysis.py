@@ -24,8 +24,8 @@ from . import backend, diagonal
 from .cells import RecurrentCell, Trace, build_cell, make_inputs
 from .config import ExperimentConfig
 from .registry import cell_type
-from .jacobian import (LOG10E, PairNorms, View, all_pairs, backprop_log, batched_lapack, log10_singular_values,
-                       make_grid, step_norms, to_the_end)
+from .jacobian import (LOG10E, PairNorms, SingularValues, View, all_pairs, backprop_log, batched_lapack,
+                       log10_singular_values, make_grid, step_norms, to_the_end)
 
 APP_FLOP_BUDGET = 6.0e11  # about 4 s of float32 matmuls on 2 laptop cores
 MIN_GRID = 16  # grid points of the coarsest map the app shows
@@ -52,12 +52,14 @@ class Analysis:
     contributions: np.ndarray  # (T,) log10 ||dL/dW_ih at step t||_F, t = 1..T
     grad_norms: np.ndarray  # (T+1,) log10 ||dL/dz_t||, t = 0..T
     lag: int
-    singular_values: np.ndarray  # (m,) log10 sigma_i(dz_T/dz_{T-lag}), descending
+    singular_values: np.ndarray  # (m,) log10 sigma_i(dz_T/dz_{T-lag}), descending; NaN: below singular_limit
     eigenvalues: np.ndarray  # (gate_blocks*n,) complex eigenvalues of each n x n block of W_hh
     bound_log10_rate: float | None  # log10(gamma sigma_max(W_hh)) (+1 inside for residual), per step
     extras: dict[str, Any] = field(default_factory=dict)
     # (steps k (K-1,), log10 ||J_k||_2): one step's factor, at the map's grid steps
     step_norms: tuple[np.ndarray, np.ndarray] = (np.zeros(0, dtype=np.int64), np.zeros(0))
+    # log10 of the level below which the product's rounding leaves a singular value undetermined (None: all resolved)
+    singular_limit: float | None = None
     overflow_step: int | None = None  # the first step whose state is not finite (NaN from there on in h, c, gates)
     warnings: list[str] = field(default_factory=list)  # what went wrong in the arithmetic, for the reader
     seconds: float = 0.0
@@ -255,7 +257,7 @@ def _dense_chain(cell: RecurrentCell, trace: Trace, config: ExperimentConfig, st
     jac = _first_sequence_jacobians(cell, trace, undefined)
     pairs = pair_norms(cell, trace, config, stride=stride, progress=progress)
     backprop = backprop_log(jac, _seed(cell, trace), T)
-    singular = log10_singular_values(jac, T - config.lag, T, m, dtype=trace.z.dtype, device=device)
+    singular = log10_singular_values(jac, T - config.lag, T, m, device=device)
     if stride == 1:  # the map's first diagonal: s = t + 1
         per_step = pairs.log10_spectral["state"][np.arange(T), np.arange(1, T + 1)].copy()
     else:
@@ -279,7 +281,8 @@ def _diagonal_chain(cell: RecurrentCell, trace: Trace, config: ExperimentConfig,
     adjoints, log_norms = diagonal.backprop(log_moduli, None if phases is None else phases[:, 0],
                                             cell.to_adjoint(_seed(cell, trace)))
     deltas = cell.from_adjoint(adjoints).to(trace.z.dtype)
-    singular = diagonal.singular_values(log_moduli, T - config.lag, T, cell.modulus_multiplicity)
+    singular = SingularValues(diagonal.singular_values(log_moduli, T - config.lag, T, cell.modulus_multiplicity),
+                              None)  # exact: sums of the moduli's logs
     if progress is not None:
         progress(1.0)
     return pairs, (deltas, log_norms), singular, diagonal.step_norms(log_moduli, grid[1:])
@@ -291,10 +294,12 @@ def _analyze(config: ExperimentConfig, stride: int, device, progress) -> Analysi
     overflow, undefined = trace.first_nonfinite(), undefined_from(cell, trace)
     T, lag = config.seq_len, config.lag
     chain = _diagonal_chain if cell_type(config.cell).jacobian == "diagonal" else _dense_chain
-    pairs, (deltas, log_norms), singular, per_step = chain(cell, trace, config, stride, undefined, progress)
+    pairs, (deltas, log_norms), resolved, per_step = chain(cell, trace, config, stride, undefined, progress)
+    singular, singular_limit = resolved.log10, resolved.log10_limit
     contrib, grad_norms = contributions(cell, trace, deltas, log_norms)
     if undefined is not None:  # every delta_t, t < T, and every product ending at T pass step `undefined`
         contrib, grad_norms, singular = np.full_like(contrib, np.nan), _blank(grad_norms, 0), np.full_like(singular, np.nan)
+        singular_limit = None
         grad_norms[T] = math.log10(1.0)  # dL/dh_T = u, whatever h_T is: 1 / sqrt(n) per unit, norm 1
     blocks = cell.recurrent_blocks()
     if blocks is not None:  # gate blocks split over the two workers
@@ -330,6 +335,7 @@ def _analyze(config: ExperimentConfig, stride: int, device, progress) -> Analysi
         bound_log10_rate=rate,
         extras=extras,
         step_norms=(pairs.grid[1:], per_step),
+        singular_limit=singular_limit,
         overflow_step=overflow,
         warnings=warnings,
         seconds=time.perf_counter() - t0,
@@ -407,7 +413,8 @@ NULL_MEANS = {
     "log10_values": ("In contributions_log10, grad_norms_log10, singular_values_log10 and step_norms_log10 a null "
                      "is undefined when "
                      "undefined_from_step is set (every value but grad_norms_log10[T] passes the overflow), else an "
-                     "exact zero (log10 = -inf)."),
+                     "exact zero (log10 = -inf). A null in singular_values_log10.values, when resolved_above_log10 is "
+                     "a number, is a singular value below it: the product's rounding leaves it undetermined."),
     "states": "In h, c and gates a null is a non-finite value or a step from overflow_step on (undefined).",
     "weights": ("A null weight is -inf or inf: the LRU's log-parameters at a ring edge (theta_log at phase 0, "
                 "gamma_log and nu_log at |lambda| = 1)."),
@@ -452,7 +459,8 @@ def to_json(result: Analysis) -> dict[str, Any]:
         out["gates"] = {k: _values(v) for k, v in result.gates.items()}
     out["contributions_log10"] = _matrix(result.contributions)[0]
     out["grad_norms_log10"] = _matrix(result.grad_norms)[0]
-    out["singular_values_log10"] = {"lag": result.lag, "values": _matrix(result.singular_values)[0]}
+    out["singular_values_log10"] = {"lag": result.lag, "values": _matrix(result.singular_values)[0],
+                                    "resolved_above_log10": result.singular_limit}
     out["step_norms_log10"] = {"steps": result.step_norms[0].tolist(), "values": _matrix(result.step_norms[1])[0]}
     out["eigenvalues_hh"] = [[float(z.real), float(z.imag)] for z in result.eigenvalues]
     rate = result.bound_log10_rate

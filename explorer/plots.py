@@ -148,9 +148,14 @@ def eigenvalue_figure(eigenvalues: np.ndarray, *, title: str, names: Sequence[st
     return _layout(fig, title, "Re λ", "Im λ")
 
 
-def singular_values_figure(log10_values: Mapping[str, np.ndarray], *, title: str) -> go.Figure:
-    """log10 sigma_i against index i (descending), one series per name."""
+def singular_values_figure(log10_values: Mapping[str, np.ndarray], *, title: str,
+                           limit: float | None = None) -> go.Figure:
+    """log10 sigma_i against index i (descending), one series per name; NaN (not drawn) below ``limit``, the
+    level under which the product's rounding leaves a value undetermined, drawn as a dotted line."""
     fig = go.Figure()
+    if limit is not None:
+        fig.add_hline(y=limit, line=dict(color="grey", width=1.5, dash="dot"),
+                      annotation_text="rounding limit: smaller σ_i not resolved", annotation_position="bottom right")
     for i, (name, values) in enumerate(log10_values.items()):
         fig.add_trace(go.Scatter(x=np.arange(1, len(values) + 1), y=_finite_or_nan(values), name=name,
                                  mode="lines+markers", marker=dict(size=6), line=dict(color=PALETTE[i % len(PALETTE)]),

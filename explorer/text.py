@@ -50,6 +50,10 @@ CAPTIONS: tuple[Caption, ...] = (
     Caption("sv", _always,
             "The largest singular value is the spectral norm; the spread shows how many directions survive. "
             "Only directions with $\\sigma_i$ near 1 carry information across the lag."),
+    Caption("sv", lambda view: view.get("unresolved", 0) > 0,
+            "The {unresolved} smallest lie below the dotted rounding limit: a float64 product of the lag's "
+            "Jacobians fixes them only to within its rounding error, so they are not drawn (each one drawn is "
+            "within 0.1 % of the exact product's)."),
     Caption("gate_spread", _always,
             "The middle half of the units (band) and their median (line) per step. Where a gate sits near 0 "
             "or 1 its derivative $\\sigma' = \\sigma(1 - \\sigma)$ vanishes: {saturated}."),

@@ -44,6 +44,7 @@ with intro:
     cols[2].metric("map grid", f"{len(result.pairs.grid)} × {len(result.pairs.grid)}")
     cols[3].metric("analysis time", timing, help="How long this result took to compute; cached: computed before, by any visitor")
 view = {**config.to_dict(), "bound": result.bound_log10_rate is not None,
+        "unresolved": int(np.isnan(result.singular_values).sum()) if result.singular_limit is not None else 0,
         "bound_base": r"$1 + \gamma\,\sigma_{\max}(W_{hh})$" if config.residual else r"$\gamma\,\sigma_{\max}(W_{hh})$"}
 
 with main:
@@ -100,8 +101,12 @@ with main:
     with right:
         st.subheader(f"Singular values of ∂h_T/∂h_(T−{result.lag})")
         report.chart(plots.singular_values_figure({f"lag {result.lag}": result.singular_values},
-                                                  title=f"log10 σ_i of the product over {result.lag} steps"),
+                                                  title=f"log10 σ_i of the product over {result.lag} steps",
+                                                  limit=result.singular_limit),
                      caption("sv", view),
                      [report.csv("singular values (CSV)", "singular_values",
                                  {"i": np.arange(1, len(result.singular_values) + 1),
-                                  "log10_sigma": result.singular_values})], key="sv")
+                                  "log10_sigma": result.singular_values,  # blank: below the limit
+                                  "log10_rounding_limit": np.full(len(result.singular_values),
+                                                                  np.nan if result.singular_limit is None
+                                                                  else result.singular_limit)})], key="sv")

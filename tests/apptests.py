@@ -2,9 +2,11 @@
 with a small config (fast) merged under the test's own query."""
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
+import numpy as np
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,3 +23,16 @@ def run(page: str, query: dict[str, str], timeout: int = 60) -> AppTest:
 def figures(at: AppTest) -> list[dict]:
     """Every Plotly figure the page drew, as its JSON."""
     return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def titled(at: AppTest, start: str) -> list[dict]:
+    """The figures whose title starts with ``start``."""
+    return [f for f in figures(at) if f["layout"].get("title", {}).get("text", "").startswith(start)]
+
+
+def array(value) -> np.ndarray:
+    """A Plotly JSON array: a list, or numpy's typed-array encoding {dtype, bdata, shape}."""
+    if isinstance(value, dict):
+        out = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        return out.reshape([int(k) for k in value["shape"].split(",")]) if "shape" in value else out
+    return np.asarray(value, dtype=float)

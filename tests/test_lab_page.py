@@ -9,8 +9,6 @@ here from inside the run, through the script's context, after a given number of 
 """
 from __future__ import annotations
 
-import base64
-import json
 import math
 import re
 from pathlib import Path
@@ -23,6 +21,7 @@ from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_r
 from streamlit.testing.v1 import AppTest
 
 from explorer import plots
+from tests.apptests import array, figures, titled
 from explorer import train as train_mod
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,22 +54,6 @@ def press_train(at: AppTest) -> AppTest:
     at.button(key="lab_start").click().run()
     assert not at.exception, [e.value for e in at.exception]
     return at
-
-
-def figures(at: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-
-
-def titled(at: AppTest, start: str) -> list[dict]:
-    return [f for f in figures(at) if f["layout"].get("title", {}).get("text", "").startswith(start)]
-
-
-def array(value) -> np.ndarray:
-    """A Plotly JSON array: a list, or numpy's typed-array encoding {dtype, bdata, shape}."""
-    if isinstance(value, dict):
-        out = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-        return out.reshape([int(k) for k in value["shape"].split(",")]) if "shape" in value else out
-    return np.asarray(value, dtype=float)
 
 
 def texts(elements) -> list[str]:

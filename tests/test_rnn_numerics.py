@@ -267,8 +267,10 @@ def test_singular_values_at_lag_match_direct_svd():
         P = J[k - 1] @ P
     ref = torch.linalg.svdvals(P).numpy()
     ours = 10.0 ** analyze(cfg).singular_values
+    drawn = np.isfinite(ours)  # the rest lie below the rounding's limit (tests/test_edges.py: against 200 bits)
+    assert drawn.sum() >= 8
     # an SVD fixes each sigma_i to eps * sigma_1 in absolute terms
-    np.testing.assert_allclose(ours / ref[0], ref / ref[0], rtol=1e-9, atol=1e-14)
+    np.testing.assert_allclose(ours[drawn] / ref[0], ref[drawn] / ref[0], rtol=1e-9, atol=1e-14)
 
 
 def test_eigenvalues_of_w_hh():
@@ -297,7 +299,8 @@ def test_linear_residual_rnn_with_skew_symmetric_weight_never_contracts():
         tr = cell.run(make_inputs(cfg))
     jac = lambda steps: cell.jacobians(tr, steps)[:, 0]  # noqa: E731
     for t, s in ((0, 40), (13, 29), (39, 40)):
-        assert log10_singular_values(jac, t, s, 10).min() >= -1e-12
+        values = log10_singular_values(jac, t, s, 10).log10
+        assert np.isfinite(values).all() and values.min() >= -1e-12
     spec = all_pairs(jac, 40, 10, rtol=1e-9, dtype=torch.float64).log10_spectral["state"]
     assert (spec[np.triu_indices(41)] >= -1e-12).all()
 

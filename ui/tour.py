@@ -95,7 +95,8 @@ def draw(report, chart: str, result, config, key: str) -> None:
                      [], key=key)
     elif chart == "sv":
         report.chart(plots.singular_values_figure({f"lag {result.lag}": result.singular_values},
-                                                  title=f"log10 σ_i of ∂h_T/∂h_(T−{result.lag})"), "", [], key=key)
+                                                  title=f"log10 σ_i of ∂h_T/∂h_(T−{result.lag})",
+                                                  limit=result.singular_limit), "", [], key=key)
     elif chart == "gates":
         signed = [g.name for g in cell_type(config.cell).gates if g.signed]
         report.chart(plots.gate_heatmaps(result.gates, signed=signed, title="Gates over time and units"), "", [], key=key)

@@ -16,11 +16,11 @@ By job, each module importing only those before it (no cycle):
 * :mod:`.pairs`: the all-pairs sweep (:func:`all_pairs`, ``method="certified"`` or ``"exact"``).
 """
 from .certificates import Certificate, Plan, Tally, certified_spectral, exact_spectral
-from .chains import (LOG10E, backprop_log, log10_singular_values, make_grid, product, scaled, step_norms,
-                     to_the_end)
+from .chains import (LOG10E, SingularValues, backprop_log, log10_singular_values, make_grid, product, scaled,
+                     step_norms, to_the_end)
 from .pairs import PairNorms, View, all_pairs
 from .workers import batched_lapack
 
-__all__ = ["LOG10E", "Certificate", "PairNorms", "Plan", "Tally", "View", "all_pairs", "backprop_log",
-           "batched_lapack", "certified_spectral", "exact_spectral", "log10_singular_values", "make_grid",
-           "product", "scaled", "step_norms", "to_the_end"]
+__all__ = ["LOG10E", "Certificate", "PairNorms", "Plan", "SingularValues", "Tally", "View", "all_pairs",
+           "backprop_log", "batched_lapack", "certified_spectral", "exact_spectral", "log10_singular_values",
+           "make_grid", "product", "scaled", "step_norms", "to_the_end"]

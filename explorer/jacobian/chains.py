@@ -146,13 +146,76 @@ def product(jac: Jacobians, t: int, s: int, m: int, dtype=torch.float64, device=
     return P, log_scale
 
 
-def log10_singular_values(jac: Jacobians, t: int, s: int, m: int, dtype=torch.float64,
-                          device="cpu") -> np.ndarray:
-    """log10 of all singular values of dz_s/dz_t, descending, (m,): the renormalised product
-    in ``dtype``, then a float64 SVD."""
-    P, log_scale = product(jac, t, s, m, dtype=dtype, device=device)
+RESOLUTION = 1e3  # a singular value is drawn when its error bound is at most 1/RESOLUTION of it
+PROBES = 4  # Gaussian probes estimating the Frobenius norms of the suffix products in the error bound
+
+
+@dataclass(frozen=True)
+class SingularValues:
+    """log10 sigma_i(dz_s/dz_t), descending (m,), NaN where not resolved; and ``log10_limit``, below which the
+    product's rounding leaves a singular value undetermined (None: every value resolved)."""
+
+    log10: np.ndarray
+    log10_limit: float | None
+
+
+def _logsumexp(values: list[float]) -> float:
+    top = max(values)
+    return top if top == -math.inf else top + math.log(sum(math.exp(v - top) for v in values))
+
+
+def log10_singular_values(jac: Jacobians, t: int, s: int, m: int, device="cpu") -> SingularValues:
+    r"""Every singular value of P = dz_s/dz_t = J_s \cdots J_{t+1} that the arithmetic resolves, (m,) descending.
+
+    P is the renormalised forward product in float64 whatever the Jacobians' precision (float32 ones are exact
+    in float64; a float32 product would leave, at the larger sizes, not even \sigma_1 resolved), then an SVD. An SVD and a product fix each \sigma_i only to an absolute error, which
+    for a product of many factors lies many decades below \sigma_1 and far above the smallest \sigma_i. By
+    Weyl's inequality |\hat\sigma_i - \sigma_i| <= \|\hat P - P\|_2 <= B, with, to first order,
+
+    .. math::
+        B = 2\Big(\sum_{k=t+1}^{s} \|J_s \cdots J_{k+1}\|_F\, \varepsilon\,(m \|J_k\|_F \|\hat P_{k-1}\|_F
+            + \|\hat P_k\|_F) + m\, \varepsilon_{64} \|\hat P\|_F\Big)
+
+    (\hat P_k the computed partial products; the suffix norms estimated by ``PROBES`` seeded Gaussian probes
+    carried backward, the factor 2 covering that estimate and the second-order terms). A value below
+    ``RESOLUTION`` B is set to NaN: its relative error could exceed 1/``RESOLUTION``.
+    """
+    work = torch.float64
+    unit = torch.finfo(work).eps / 2
+    P = torch.eye(m, dtype=work, device=device)
+    log_scale, terms = 0.0, []  # log ||P_k||_F; per step log of eps (m ||J_k||_F ||P_(k-1)||_F + ||P_k||_F)
+    for _, J_k, s_k in _each_jacobian(jac, t + 1, s, m, work, device):
+        log_factor = math.log(float(torch.linalg.matrix_norm(J_k))) + s_k if bool(J_k.any()) else -math.inf
+        P = J_k @ P
+        norm = float(torch.linalg.matrix_norm(P))
+        if norm == 0.0:  # an exact zero: every singular value is 0, exactly
+            return SingularValues(np.full(m, -np.inf), None)
+        P /= norm
+        previous, log_scale = log_scale, log_scale + math.log(norm) + s_k
+        terms.append(math.log(unit) + _logsumexp([math.log(m) + log_factor + previous, log_scale]))
+    sigma = torch.linalg.svdvals(P.double()).cpu().numpy()
+    suffix = _suffix_log_norms(jac, t, s, m, device)  # log ||J_s ... J_(k+1)||_F, k = t+1 .. s
+    bound = math.log(2.0) + _logsumexp([a + b for a, b in zip(suffix, terms)]
+                                       + [math.log(m * torch.finfo(torch.float64).eps / 2) + log_scale])
+    limit = (bound + math.log(RESOLUTION)) * LOG10E
     with np.errstate(divide="ignore"):
-        return np.log10(torch.linalg.svdvals(P.double()).cpu().numpy()) + log_scale * LOG10E
+        values = np.log10(sigma) + log_scale * LOG10E
+    resolved = values >= limit
+    return SingularValues(np.where(resolved, values, np.nan), None if resolved.all() else limit)
+
+
+def _suffix_log_norms(jac: Jacobians, t: int, s: int, m: int, device) -> list[float]:
+    """log ||J_s ... J_(k+1)||_F for k = t+1 .. s (the last: log ||I||_F), estimated as
+    sqrt(E ||S^T G||_F^2 / p) with p seeded Gaussian probes G (m, p) carried backward in float64."""
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    V = torch.randn(m, PROBES, generator=gen, dtype=torch.float64).to(device)
+    log_scale, out = -0.5 * math.log(PROBES), []
+    for _, J_k, s_k in _each_jacobian(jac, t + 1, s, m, torch.float64, device, backward=True):
+        norm = float(torch.linalg.matrix_norm(V))
+        out.append(log_scale + math.log(norm) if norm > 0 else -math.inf)
+        V = J_k.T @ (V / norm) if norm > 0 else V
+        log_scale += (math.log(norm) if norm > 0 else 0.0) + s_k
+    return out[::-1]
 
 
 def step_norms(jac: Jacobians, steps: np.ndarray, m: int, *, rtol: float = 1e-5, dtype=torch.float32,
