@@ -27,17 +27,6 @@ from .registry import cell_type
 from .jacobian import (LOG10E, PairNorms, SingularValues, View, all_pairs, backprop_log, batched_lapack,
                        log10_singular_values, make_grid, step_norms, to_the_end)
 
-APP_FLOP_BUDGET = 6.0e11  # about 4 s of float32 matmuls on 2 laptop cores
-MIN_GRID = 16  # grid points of the coarsest map the app shows
-PAIR_COST = 2.5  # matmul-equivalents per grid pair: the product, norms and the spectral certificate
-# per grid pair whatever n, in float ops: ~6 us of small-op dispatch and certificate bookkeeping (measured at
-# n = 4..16, where it is the whole cost: T = 2000, n = 16 at stride 1 took 13-40 s)
-PAIR_OVERHEAD_FLOPS = 1.0e6
-# per unit and grid pair of a diagonal recurrence, in float ops: a float32 maximum and a share of one float64
-# matrix product (explorer.diagonal)
-DIAGONAL_PAIR_FLOPS = 60.0
-
-
 @dataclass
 class Analysis:
     """Everything the pages plot and the CLI prints, as numpy arrays (float64)."""
@@ -82,35 +71,13 @@ class Analysis:
                 self.pairs.log10_frobenius[view][::-1, -1].copy())
 
 
-def analysis_flops(config: ExperimentConfig, stride: int) -> float:
-    """Estimated float ops of :func:`analyze` at a grid stride: the product at ``lag``,
-    T steps folded into blocks (stride > 1), and the grid pairs, in m x m matmuls of
-    2 m^3 each, plus a fixed cost per pair that dominates at small n. Products with diagonal
-    columns (the LSTM's dz/dc) cost half, and each view (the LSTM's c -> c too) is certified."""
-    kind = cell_type(config.cell)
-    m = config.hidden * kind.state_units
-    T = config.seq_len
-    K = math.ceil(T / stride) + 1
-    if kind.jacobian == "diagonal":  # explorer.diagonal: O(u) per pair, no products of matrices
-        return DIAGONAL_PAIR_FLOPS * config.hidden * K * (K - 1) / 2
-    product = 0.5 if kind.jacobian == "diagonal_columns" else 1.0
-    views = len(kind.views)
-    pair = PAIR_COST * (1.6 if views > 1 else 1.0)
-    jacobians = 2 * T * kind.jacobian_cost  # built twice: map and backprop
-    matmuls = config.lag + jacobians + product * (T if stride > 1 else 0) + pair * K * (K - 1) / 2
-    return matmuls * 2.0 * m**3 + PAIR_OVERHEAD_FLOPS * views * K * (K - 1) / 2
+def auto_stride(config: ExperimentConfig) -> int:
+    """The app's grid stride for ``config``: the smallest whose predicted time (:mod:`explorer.cost`) fits this
+    deployment's analysis budget (:mod:`explorer.limits`), never fewer than ``MIN_GRID`` grid points. It depends
+    on the config alone, not on the machine's speed, so a shared link gives the same picture."""
+    from .limits import stride_for
 
-
-def auto_stride(config: ExperimentConfig, budget_flops: float = APP_FLOP_BUDGET) -> int:
-    """Smallest grid stride that fits the FLOP budget, but never fewer than ``MIN_GRID``
-    grid points (the heaviest configs then run over budget). It depends on the config
-    alone, not on the machine's speed, so a shared link gives the same picture."""
-    T = config.seq_len
-    coarsest = max(1, math.ceil(T / (MIN_GRID - 1)))
-    for stride in range(1, coarsest):
-        if analysis_flops(config, stride) <= budget_flops:
-            return stride
-    return coarsest
+    return stride_for(config)
 
 
 def _views(cell: RecurrentCell) -> tuple[View, ...]:

@@ -49,6 +49,7 @@ class CellType:
     equations: Callable[[Values], tuple[str, ...]] = lambda values: ()  # LaTeX lines of the recurrence (its stage)
     lag_equation: str = ""  # LaTeX under the lag chart: what carries the gradient
     captions: tuple[Caption, ...] = ()  # what to look at under each chart, for this cell (explorer.text)
+    rnn_overlay: bool = True  # its page draws the simple RNN of the same size beside it (its cost: explorer.cost)
 
     def load(self) -> type:
         """The cell's class (imported now)."""
@@ -190,7 +191,7 @@ _MINLSTM_CAPTIONS = (
 CELL_TYPES: dict[str, CellType] = {cell.name: cell for cell in (
     CellType(
         "rnn", "simple RNN", "explorer.cells.rnn:SimpleRNN", "rnn", fields=("activation", "residual", "norm", "batch"),
-        recurrent="square", torch_module=_rnn_module, describe=lambda v: f"{v['activation']} RNN",
+        recurrent="square", torch_module=_rnn_module, describe=lambda v: f"{v['activation']} RNN", rnn_overlay=False,
         equations=lambda v: (r"h_t = " + (r"h_{t-1} + " if v["residual"] else "")
                              + r"g(a_t),\ a_t = W_{ih}x_t + b_{ih} + W_{hh}h_{t-1} + b_{hh}",),
         captions=_RNN_CAPTIONS),

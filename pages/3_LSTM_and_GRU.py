@@ -33,7 +33,7 @@ with intro:
     ui.log10_metric(cols[0], "log10 ‖∂z_T/∂z_0‖₂" if result.c is not None else "log10 ‖∂h_T/∂h_0‖₂", spec[-1], result)
     cols[1].metric("map grid", f"{len(result.pairs.grid)} × {len(result.pairs.grid)}")
     cols[2].metric("analysis time", timing, help="How long this result took to compute; cached: computed before, by any visitor")
-rnn_lags, rnn_spec, _ = ui.rnn_overlay(config)  # the simple RNN of the same size
+overlay = ui.rnn_overlay(config)  # the simple RNN of the same size (None: left for a click at this size)
 
 with main:
     st.subheader("Gradient flow through the state")
@@ -49,8 +49,7 @@ with main:
                         explanation=caption("map", view), key=f"map_{name}",
                         downloads=[report.npz("maps (NPZ)", "maps", lambda: pairs_arrays(result))])
     st.caption(ui.certificate_text(result))
-    curves = {f"{'A: ' if other else ''}{config.cell.upper()} full state": (lags, spec),
-              "simple tanh RNN, same n, input, T": (rnn_lags, rnn_spec)}
+    curves = {f"{'A: ' if other else ''}{config.cell.upper()} full state": (lags, spec)} | ui.overlay_curve(overlay)
     if other:
         curves[f"B: {cell_type(other[0].cell).label}"] = result_b.lag_curve()[:2]
     if result.c is not None:
@@ -59,7 +58,7 @@ with main:
         curves["LSTM direct path ∏ diag(f_k)"] = (direct["lags"], direct["log10_spectral"])
     fig = plots.lag_figure(curves, title="log10 ‖∂z_T/∂z_(T−k)‖₂ against the lag k", y="log10 ‖∂z_T/∂z_(T−k)‖₂")
     report.chart(fig, caption("gated_lag", view),
-                 [report.csv("curves (CSV)", "lag_curves", {"lag": lags, "gated": spec, "rnn": np.interp(lags, rnn_lags, rnn_spec)}
+                 [report.csv("curves (CSV)", "lag_curves", {"lag": lags, "gated": spec} | ui.overlay_column(lags, overlay)
                              | ({"cell_total": curves["LSTM c → c (total derivative)"][1],
                                  "cell_direct": np.interp(lags, direct["lags"], direct["log10_spectral"])}
                                 if result.c is not None else {}))],

@@ -33,7 +33,7 @@ with intro:
         cols[1].metric("time-scale 1/(1 − |λ|max)", f"{1.0 / max(1.0 - np.abs(result.eigenvalues).max(), 1e-12):.4g} steps",
                        help=f"The ring's bound: 1/(1 − r_max) = {timescale:.4g} steps")
     cols[2].metric("analysis time", timing, help="How long this result took to compute; cached: computed before, by any visitor")
-rnn_lags, rnn_spec, _ = ui.rnn_overlay(config)  # the simple RNN of the same size
+overlay = ui.rnn_overlay(config)  # the simple RNN of the same size (None: left for a click at this size)
 with main:
     st.subheader("Every pair of steps: log10 ‖∂h_s/∂h_t‖₂")
     fig = plots.jacobian_heatmap(result.pairs.grid, result.pairs.log10_spectral["state"], title="log10 ‖∂h_s/∂h_t‖₂",
@@ -41,14 +41,14 @@ with main:
     report.chart(fig, caption("map", view), [report.npz("maps (NPZ)", "maps", lambda: pairs_arrays(result))], key="map")
 
     st.subheader("Gradient reaching step T − k, beside the simple RNN")
-    curves = {f"{kind.label} ‖·‖₂": (lags, spec), "simple tanh RNN, same n, input, T": (rnn_lags, rnn_spec)}
+    curves = {f"{kind.label} ‖·‖₂": (lags, spec)} | ui.overlay_curve(overlay)
     bound = None
     if len(result.eigenvalues):  # the LRU: max_j |lambda_j|^k, exactly its spectral norm
         bound = (lags, lags * np.log10(np.abs(result.eigenvalues).max()))
     fig = plots.lag_figure(curves, bound=bound, bound_name="|λ|max^k", title="log10 ‖∂h_T/∂h_(T−k)‖₂ against the lag k")
     report.chart(fig, caption("gated_lag", view),
-                 [report.csv("curves (CSV)", "lag_curves", {"lag": lags, "log10_spectral": spec, "log10_frobenius": fro,
-                                                            "rnn": np.interp(lags, rnn_lags, rnn_spec)})],
+                 [report.csv("curves (CSV)", "lag_curves", {"lag": lags, "log10_spectral": spec, "log10_frobenius": fro}
+                             | ui.overlay_column(lags, overlay))],
                  key="lag", latex=kind.lag_equation)
 
     left, right = st.columns(2)

@@ -6,9 +6,8 @@ import pytest
 import torch
 
 from explorer import ExperimentConfig, analyze
-from explorer.analysis import APP_FLOP_BUDGET, MIN_GRID, analysis_flops, auto_stride
 from explorer.cells import build_cell, make_inputs
-from explorer.jacobian import all_pairs, make_grid
+from explorer.jacobian import all_pairs
 from tests.reference import plain_product_norms
 
 F64 = dict(dtype="float64")
@@ -223,15 +222,6 @@ def test_coarse_grid_equals_full_resolution_at_grid_points():
     assert g[0] == 0 and g[-1] == 90 and (np.diff(g[1:]) == 7).all()
     np.testing.assert_allclose(coarse.log10_spectral["state"], full.log10_spectral["state"][np.ix_(g, g)], atol=1e-9)
     np.testing.assert_allclose(coarse.log10_frobenius["state"], full.log10_frobenius["state"][np.ix_(g, g)], atol=1e-10)
-
-
-def test_auto_stride_fits_budget_and_is_one_for_defaults():
-    assert auto_stride(ExperimentConfig()) == 1
-    mid = ExperimentConfig(hidden=128, seq_len=1000)
-    stride = auto_stride(mid)
-    assert 1 < stride and analysis_flops(mid, stride) <= APP_FLOP_BUDGET < analysis_flops(mid, stride - 1)
-    big = ExperimentConfig(hidden=512, seq_len=2000)  # over budget at any stride: the coarsest useful map
-    assert len(make_grid(2000, auto_stride(big))) >= MIN_GRID
 
 
 def test_contributions_match_autograd_per_step_copies():

@@ -8,14 +8,13 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from explorer import plots
+from explorer import limits, plots
 from explorer.config import TrainConfig
 from explorer.registry import cell_type
 
-from .results import PLOT_CONFIG
+from .results import GATE, PLOT_CONFIG, queue_notice
 
 
-LAB_FLOP_BUDGET = 1.6e12  # about 1.5x the default run (adding, T=50, LSTM n=64, 3000 steps): a minute or two
 
 
 LAB_CACHE_ENTRIES = 16  # finished runs kept by _cached_training, for all sessions
@@ -148,15 +147,26 @@ def training(config: TrainConfig, start: bool):
     server's cached run if any session finished it (a shared link shows it at once), else None.
     A stopped run's steps so far stay in the session: :func:`stopped_run`."""
     done = st.session_state.setdefault("lab_done", {})
-    if config.flops() > LAB_FLOP_BUDGET:
-        st.error(f"This run needs about {config.flops():.2g} float ops; the app runs at most {LAB_FLOP_BUDGET:.2g} "
-                 "(fewer steps, a shorter T, a smaller batch or hidden size). The command line has no limit: "
+    budget = limits.LIMITS.lab_flops
+    if config.flops() > budget:
+        st.error(f"This run needs about {config.flops():.2g} float ops; this deployment runs at most {budget:.2g} "
+                 "(EXPLORER_LAB_FLOPS): fewer steps, a shorter T, a smaller batch or hidden size. The command line "
+                 "has no limit: "
                  "`python -m explorer train ...`.")
         return None
     if start:
         stopped = {"config": config, "result": None}
         st.session_state["lab_stopped"] = stopped
-        result = _cached_training(config, _stopped=stopped)
+        if config in finished_runs():  # cached: no turn in the line
+            result = _cached_training(config, _stopped=stopped)
+        else:
+            show, clear = queue_notice()
+            try:
+                with GATE.slot(on_wait=show):
+                    clear()
+                    result = _cached_training(config, _stopped=stopped)
+            finally:
+                clear()
     else:
         result = cached_run(config)
         if result is None:

@@ -8,14 +8,17 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import streamlit as st
 
+from explorer import limits
 from explorer.analysis import Analysis, analyze, auto_stride
 from explorer.analysis import lag_curve as _uncached_lag_curve
 from explorer.config import ExperimentConfig, TrainConfig
 from explorer.export import csv_bytes, file_name, file_stem, json_bytes, npz_bytes
 from explorer.text import ordinal
 
+from .gate import BACKGROUND, VISITOR, Gate, Ledger, nbytes
 from .state import view_settings
 
+CACHE_ENTRIES = 64  # results kept for all sessions, at most (EXPLORER_CACHE_MB bounds their bytes)
 PLOT_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
 
@@ -32,7 +35,44 @@ def progress_bar(label: str) -> tuple[Callable[[float], None], Callable[[], None
     return update, bar.empty
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+# The gate and the ledger are one per server process, like st.cache_data's caches (explorer.limits sizes them).
+GATE = Gate(limits.LIMITS.concurrent)
+LEDGER = Ledger(limits.LIMITS.cache_mb * 2**20, max_entries=CACHE_ENTRIES)
+
+
+def queue_notice() -> tuple[Callable[[int], None], Callable[[], None]]:
+    """(show(ahead), clear()) for the line's message, drawn only once a visitor has to wait."""
+    holder: list[Any] = []
+
+    def show(ahead: int) -> None:
+        if not holder:
+            holder.append(st.empty())
+        holder[0].info(f"Queued: {ahead} ahead of you. This server computes {GATE.slots} new "
+                       f"result{'s' if GATE.slots > 1 else ''} at a time; cached results need no turn.", icon="⏳")
+
+    return show, lambda: holder and holder[0].empty()
+
+
+def shared(cached: Callable[..., Any], *args: Any, background: bool = False) -> Any:
+    """``cached(*args)``, a ``st.cache_data`` function of this module, through the gate when its result is not
+    cached yet (queued, with a message, behind the computations already running), then entered in the ledger;
+    entries the ledger drops (bytes or count) are cleared from their caches."""
+    key = (cached.__name__, args)
+    if key in LEDGER:
+        return cached(*args)
+    show, clear = (None, lambda: None) if background else queue_notice()
+    try:
+        with GATE.slot(on_wait=show, priority=BACKGROUND if background else VISITOR):
+            clear()
+            result = cached(*args)
+    finally:
+        clear()
+    for name, old in LEDGER.add(key, nbytes(result)):
+        _CACHES[name].clear(*old)
+    return result
+
+
+@st.cache_data(max_entries=2 * CACHE_ENTRIES, show_spinner=False)  # the ledger's count bound acts first
 def _cached_analysis(config: ExperimentConfig, stride: int) -> Analysis:
     update, clear = progress_bar("Multiplying Jacobians, all pairs of steps")
     result = analyze(config, stride=stride, progress=update)
@@ -40,7 +80,7 @@ def _cached_analysis(config: ExperimentConfig, stride: int) -> Analysis:
     return result
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_data(max_entries=2 * CACHE_ENTRIES, show_spinner=False)
 def _cached_lag_curve(config: ExperimentConfig, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     update, clear = progress_bar("Multiplying Jacobians for the comparison curve")
     curve = _uncached_lag_curve(config, stride=stride, progress=update)
@@ -48,18 +88,47 @@ def _cached_lag_curve(config: ExperimentConfig, stride: int) -> tuple[np.ndarray
     return curve
 
 
-def rnn_overlay(config: ExperimentConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+_CACHES = {f.__name__: f for f in (_cached_analysis, _cached_lag_curve)}
+
+
+def rnn_overlay(config: ExperimentConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The lag curve of the simple tanh RNN with this config's n, input, T and seed: the comparison a gated or
-    modern cell is drawn beside. The other cells' fields stay at their defaults, so changing them reuses it."""
+    modern cell is drawn beside. The other cells' fields stay at their defaults, so changing them reuses it.
+    None where this deployment's budget leaves it for a click (:func:`explorer.limits.plan`): a button says so."""
+    from explorer.cost import overlay_seconds
+    from explorer.limits import plan
+
     defaults = ExperimentConfig()
-    return lag_curve(config.replace(cell="rnn", activation="tanh", residual=False, norm="none", gates=defaults.gates,
-                                    forget_bias=defaults.forget_bias, r_min=defaults.r_min, r_max=defaults.r_max,
-                                    max_phase=defaults.max_phase))
+    rnn = config.replace(cell="rnn", activation="tanh", residual=False, norm="none", gates=defaults.gates,
+                         forget_bias=defaults.forget_bias, r_min=defaults.r_min, r_max=defaults.r_max,
+                         max_phase=defaults.max_phase)
+    asked = st.session_state.setdefault("overlays_asked", set())
+    if not plan(config).overlay and rnn not in asked:
+        st.info(f"The simple RNN of the same size is left out of the lag chart at this size: with it, a first visit "
+                f"would take about {overlay_seconds(config):.0f} s longer than this server allows per visit.",
+                icon="ℹ️")
+        if not st.button("Draw the simple RNN beside it", key="overlay_ask"):
+            return None
+        asked.add(rnn)
+    return lag_curve(rnn)
+
+
+OVERLAY_NAME = "simple tanh RNN, same n, input, T"
+
+
+def overlay_curve(overlay) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The overlay as a lag chart's curve ({} when it was left out)."""
+    return {} if overlay is None else {OVERLAY_NAME: (overlay[0], overlay[1])}
+
+
+def overlay_column(lags: np.ndarray, overlay) -> dict[str, np.ndarray]:
+    """The overlay at the chart's lags as a CSV column "rnn" ({} when it was left out)."""
+    return {} if overlay is None else {"rnn": np.interp(lags, overlay[0], overlay[1])}
 
 
 def lag_curve(config: ExperimentConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``analysis(config).lag_curve()``, cached, without computing the rest of that analysis (an overlay)."""
-    return _cached_lag_curve(config, auto_stride(config))
+    return shared(_cached_lag_curve, config, auto_stride(config))
 
 
 def analysis(config: ExperimentConfig, name: str = "") -> tuple[Analysis, str]:
@@ -68,7 +137,7 @@ def analysis(config: ExperimentConfig, name: str = "") -> tuple[Analysis, str]:
     long this visit waited, in words ("cached" on a cache hit, not the time another visitor's first run took)."""
     stride = auto_stride(config)
     start = time.perf_counter()
-    result = _cached_analysis(config, stride)
+    result = shared(_cached_analysis, config, stride)
     waited = time.perf_counter() - start
     for message in result.warnings:
         st.warning(name + message, icon="⚠️")

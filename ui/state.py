@@ -10,6 +10,7 @@ import streamlit as st
 
 from explorer.config import (ALL_SPECS, VIEW_DEFAULTS, VIEW_SPECS, ExperimentConfig, TrainConfig, check, field_type,
                              fit, flat, from_query, to_query, view_from_query)
+from explorer import limits
 from explorer.presets import PRESETS, config_of
 
 
@@ -33,7 +34,7 @@ def _widget(name: str, key: str, values: dict[str, Any], options: Sequence[str] 
     elif kind is str:
         st.text_input(text, key=key, help=spec.help)
     elif kind is int:
-        lo, hi = int(spec.lo), int(spec.upper(values))
+        lo, hi = int(spec.lo), int(min(spec.upper(values), limits.ceiling(name) or spec.hi))
         state[key] = min(max(int(state[key]), lo), hi)
         if hi <= lo:  # e.g. the lag of a one-step sequence: nothing to choose
             st.number_input(text, lo, lo, key=key, disabled=True, help=spec.help)
@@ -153,11 +154,13 @@ def config_sidebar(page: str, fields: Sequence[str], *, choices: dict[str, Seque
         mine = {**flat(own.config), **own.looks} if own else {**flat(default), **VIEW_DEFAULTS}
         values = {**mine, **{k: v for k, v in shared.items() if k in fields or k in view}}
         reset = True
-    else:
-        values, reset = {**flat(own.config), **own.looks}, False
+    else:  # a rerun; after a change the deployment's limits lowered (below), the widgets take the lowered values
+        values, reset = {**flat(own.config), **own.looks}, state.pop(f"{page}_replan", False)
     looks = {name: values.get(name, VIEW_DEFAULTS[name]) for name in view}
     config, clamped = fit(default, **_pin({k: v for k, v in values.items() if k in ALL_SPECS}, fixed, choices))
-    for message in warnings + clamped:
+    config, limited = _within_limits(config)
+    reset = reset or bool(limited)
+    for message in state.pop(f"{page}_limited", []) + warnings + clamped + limited:
         st.warning(message, icon="⚠️")
     current = {**flat(config), **looks}
     if reset:  # the widgets take the config's values
@@ -195,6 +198,7 @@ def config_sidebar(page: str, fields: Sequence[str], *, choices: dict[str, Seque
         except ValueError as err:  # e.g. a forget bias typed as text: keep the last good value
             st.sidebar.error(str(err))
     config, clamped = fit(config, **_pin(changes, fixed, choices))
+    config, limited = _within_limits(config)
     for message in clamped:
         st.warning(message, icon="⚠️")
     looks = {name: current[name] for name in view}
@@ -206,7 +210,19 @@ def config_sidebar(page: str, fields: Sequence[str], *, choices: dict[str, Seque
     written = {**to_query(config), **looks, **{COMPARE_PREFIX + k: v for k, v in compare.items()}}
     memory[page] = PageState(config, looks, compare, written)
     st.query_params.from_dict(written)
+    if limited:  # a widget asked for more than this deployment runs: once more, the widgets showing what runs
+        state[f"{page}_limited"], state[f"{page}_replan"] = limited, True
+        st.rerun()
     return config
+
+
+def _within_limits(config) -> tuple[Any, list[str]]:
+    """``config`` as this deployment runs it (:mod:`explorer.limits`: T and n bounded, a costly config lowered),
+    with a message per change; the URL then holds the config that runs."""
+    if isinstance(config, TrainConfig):
+        return limits.plan_training(config)
+    planned = limits.plan(config)
+    return planned.config, list(planned.messages) if planned.config != config else []
 
 
 def compared(page: str) -> tuple[Any, list[str]] | None:

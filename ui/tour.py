@@ -12,6 +12,8 @@ from explorer import plots
 from explorer.config import VIEW_DEFAULTS, TrainConfig, to_query, view_from_query
 from explorer.registry import cell_type
 
+from .gate import BACKGROUND
+from .results import GATE
 from .state import PageState
 
 PAGE = "tour"
@@ -128,7 +130,8 @@ def compute_ahead(number: int) -> None:
 
         def work() -> None:
             try:
-                result = compute(STEPS[following - 1])
+                with GATE.slot(priority=BACKGROUND):  # a visitor's own computation goes first
+                    result = compute(STEPS[following - 1])
             except Exception:  # the step's own visit computes it again and shows what went wrong
                 with _AHEAD_LOCK:
                     _AHEAD.pop(following, None)
