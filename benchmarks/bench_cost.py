@@ -39,6 +39,9 @@ def design() -> list[tuple[str, ExperimentConfig, int]]:
         rows.append((f"rnn float64 n={n} T={T} /{stride}", E(hidden=n, seq_len=T, dtype="float64"), stride))
     for n, T, stride in ((64, 200, 2), (128, 200, 4), (256, 400, 27), (512, 1000, 100)):
         rows.append((f"rnn orthogonal n={n} T={T} /{stride}", E(hidden=n, seq_len=T, init="orthogonal"), stride))
+    for gain, n, T, stride in ((1.2, 128, 400, 2), (0.9, 128, 400, 2), (1.5, 64, 400, 1), (1.2, 256, 1000, 40)):
+        rows.append((f"rnn gaussian {gain} n={n} T={T} /{stride}", E(hidden=n, seq_len=T, init="gaussian", gain=gain),
+                     stride))
     for n, lag in ((256, 1000), (512, 600)):
         rows.append((f"rnn lag {lag} n={n}", E(hidden=n, seq_len=1000, lag=lag), 67))
     for n, T, stride in ((64, 100, 1), (64, 400, 4), (256, 2000, 134), (128, 1000, 30)):

@@ -10,7 +10,7 @@ reads nothing but the config, a shared link gives the same stride and picture ev
 with one term per kind of work (:func:`features`): float32 and float64 matrix products (the Jacobians, the fold
 of the steps into the grid's blocks, the grid pairs' products and certificates), a fixed cost per grid pair, the
 exact eigen-solves of crowded spectra (orthogonal and identity inits: nearly every pair), the float64 product of the
-singular values at the lag, the diagonal cells' pairs, the per-step work, batch norm's batch and the fixed cost of a
+singular values at the lag, the per-step work (which holds the diagonal cells' maps), batch norm's batch and the fixed cost of a
 run. The coefficients ``COEFFICIENTS`` are fitted on this project's 2-core machine by
 ``python benchmarks/bench_cost.py``, which prints the fit and its error on configs it did not fit.
 """
@@ -26,19 +26,30 @@ PAIR_COST = 2.5  # matmul-equivalents per grid pair: the product, norms and the 
 # Inits whose W_hh has a flat singular spectrum: products keep a crowded top, which no cheap bound certifies, so
 # nearly every pair takes an exact eigen-solve (measured: 18,774 of 20,100 pairs at T = 200, n = 128).
 CROWDED_INITS = frozenset({"orthogonal", "identity"})
-CROWDED_SHARE, SPREAD_SHARE = 1.0, 0.15  # share of pairs that take an exact eigen-solve
+# Share of pairs that take an exact eigen-solve: crowded inits, then the chaotic regime (a gaussian W_hh of gain
+# >= 1: measured 7,000 of 80,200 pairs at T = 400, n = 128, gain 1.2), then the rest (4,300 at the default init).
+CROWDED_SHARE, CHAOTIC_SHARE, SPREAD_SHARE = 1.0, 0.09, 0.055
 
-# Seconds per unit of each feature on the reference machine (benchmarks/bench_cost.py, 2026-11-30, 2 cores).
+
+def exact_share(config: ExperimentConfig) -> float:
+    """The share of grid pairs whose spectral norm needs an exact eigen-solve (see the constants above)."""
+    if config.init in CROWDED_INITS:
+        return CROWDED_SHARE
+    return CHAOTIC_SHARE if config.init == "gaussian" and config.gain >= 1.0 else SPREAD_SHARE
+
+# Seconds per unit of each feature on the reference machine: fitted by benchmarks/bench_cost.py on 2026-11-30
+# (2 cores, Intel Xeon); predicted / measured from 0.65 to 1.34 over 35 configs.
 COEFFICIENTS: dict[str, float] = {
-    "run": 0.08,  # building the cell, the forward pass, eigenvalues of W_hh, gate statistics
-    "matmul32": 1.0 / 110e9,  # float32 flops
-    "matmul64": 1.0 / 45e9,  # float64 flops
-    "pairs": 8e-6,  # per grid pair and view: dispatch and certificate bookkeeping
-    "exact": 1.0 / 6e9,  # per m^3 of an exact eigen-solve (a Gram matrix and its eigenvalues)
-    "singular64": 1.0 / 55e9,  # float64 flops of the singular values' product
-    "diagonal": 1.0 / 1.5e9,  # per unit and grid pair of a diagonal recurrence
-    "steps": 1.0 / 3e9,  # per step and m^2: back-propagation, contributions, single-step norms
-    "batch": 1.0 / 20e9,  # per sequence, step and n^2 of batch norm's forward pass
+    "run": 0.149,  # building the cell, the forward pass, eigenvalues of W_hh, gate statistics
+    "matmul32": 1.0 / 175e9,  # float32 flops
+    "matmul64": 1.0 / 72e9,  # float64 flops
+    "pairs": 7.7e-7,  # per grid pair and view: dispatch and certificate bookkeeping
+    "exact": 1.0 / 8.1e9,  # per m^3 of an exact eigen-solve (a Gram matrix and its eigenvalues)
+    "exact_calls": 5.0e-5,  # per exact eigen-solve: LAPACK's call and the batching around it
+    "singular64": 1.0 / 39.5e9,  # float64 flops of the singular values' product
+    "steps": 1.0 / 2.17e9,  # per step, m^2 and gate block: back-propagation, contributions, the diagonal cells' maps
+    "batch": 1.0 / 1.6e9,  # per sequence, step and n^2 of batch norm's forward pass
+    "layer": 1.0 / 38.7e9,  # per step and n^3 of layer norm's Jacobian (its projection folded into each step's)
 }
 
 
@@ -57,18 +68,20 @@ def features(config: ExperimentConfig, stride: int) -> dict[str, float]:
     out = dict.fromkeys(COEFFICIENTS, 0.0)
     out["run"] = 1.0
     out["steps"] = T * m * m * max(1, kind.gate_blocks)
+    if config.norm == "layer":
+        out["layer"] = T * n**3
     if config.norm == "batch":
         out["batch"] = config.batch * T * n * n
-    if kind.jacobian == "diagonal":  # explorer.diagonal: O(u) per pair, no products of matrices
-        out["diagonal"] = n * pairs
-        return out
+    if kind.jacobian == "diagonal":  # explorer.diagonal: O(u) per pair, no products of matrices (measured: the
+        return out  # per-step terms above account for it, T = 2000 at stride 1 in about a second)
     views = len(kind.views)
     product = 0.5 if kind.jacobian == "diagonal_columns" else 1.0
     matmuls = 2 * T * kind.jacobian_cost + product * (T if stride > 1 else 0) + PAIR_COST * (1.6 if views > 1 else 1.0) * pairs
     out["matmul64" if config.dtype == "float64" else "matmul32"] = matmuls * 2.0 * m**3
     out["pairs"] = views * pairs
-    share = CROWDED_SHARE if config.init in CROWDED_INITS else SPREAD_SHARE
+    share = exact_share(config)
     out["exact"] = share * views * pairs * m**3
+    out["exact_calls"] = share * views * pairs
     out["singular64"] = 2.0 * m**3 * min(config.lag, T)
     return out
 
@@ -86,7 +99,8 @@ def overlay_seconds(config: ExperimentConfig) -> float:
     c = COEFFICIENTS
     flops = (T + T * cell_type("rnn").jacobian_cost) * 2.0 * n**3
     rate = c["matmul64"] if config.dtype == "float64" else c["matmul32"]
-    return c["run"] + rate * flops + c["steps"] * T * n * n + c["exact"] * SPREAD_SHARE * min(T, 200) * n**3
+    return (c["run"] + rate * flops + c["steps"] * T * n * n + c["exact"] * SPREAD_SHARE * min(T, 200) * n**3
+            + c["exact_calls"] * SPREAD_SHARE * min(T, 200))
 
 
 @functools.lru_cache(maxsize=1024)

@@ -177,3 +177,32 @@ def test_entries_beyond_the_ledger_are_cleared_from_their_cache(monkeypatch):
     for seed in ("11", "12"):
         assert not run("pages/2_Simple_RNN.py", {"seed": seed}).exception
     assert [config.seed for config, _ in cleared] == [11]
+
+
+def test_a_long_run_shares_its_turn_with_those_queued_behind_it():
+    gate, order = Gate(1, poll=0.02), []
+    in_slot, go_on = threading.Event(), threading.Event()
+
+    def training():
+        with gate.slot():
+            order.append("training starts")
+            gate.share_turn()  # nobody waits: returns at once
+            in_slot.set()
+            go_on.wait(5)
+            gate.share_turn()  # an analysis waits: it goes first
+            order.append("training goes on")
+
+    def analysis():
+        with gate.slot():
+            order.append("analysis")
+
+    first = threading.Thread(target=training)
+    first.start()
+    assert in_slot.wait(5)
+    second = threading.Thread(target=analysis)
+    second.start()
+    time.sleep(0.1)
+    go_on.set()
+    first.join(5)
+    second.join(5)
+    assert order == ["training starts", "analysis", "training goes on"] and gate.load() == (0, 0)

@@ -42,12 +42,8 @@ class Gate:
         """Tickets before ``ticket``: those running and those waiting in front of it (call under the lock)."""
         return self._running + self._waiting.index(ticket)
 
-    @contextmanager
-    def slot(self, on_wait: Callable[[int], None] | None = None, priority: int = VISITOR) -> Iterator[None]:
-        ticket = (priority, next(self._tickets))
-        with self._cond:
-            self._waiting.append(ticket)
-            self._waiting.sort()
+    def _wait_for_turn(self, ticket: tuple[int, int], on_wait: Callable[[int], None] | None) -> None:
+        """Wait in line with ``ticket`` (already in it) until it takes a slot; leave the line on any exception."""
         try:
             while True:
                 with self._cond:
@@ -55,7 +51,7 @@ class Gate:
                         self._waiting.pop(0)
                         self._running += 1
                         self._cond.notify_all()  # the next in line may also fit a free slot
-                        break
+                        return
                     ahead = self.ahead(ticket)
                 if on_wait is not None:
                     on_wait(ahead)
@@ -68,12 +64,39 @@ class Gate:
                     self._waiting.remove(ticket)
                     self._cond.notify_all()
             raise
+
+    def _join(self, priority: int) -> tuple[int, int]:
+        ticket = (priority, next(self._tickets))
+        with self._cond:
+            self._waiting.append(ticket)
+            self._waiting.sort()
+        return ticket
+
+    @contextmanager
+    def slot(self, on_wait: Callable[[int], None] | None = None, priority: int = VISITOR) -> Iterator[None]:
+        self._wait_for_turn(self._join(priority), on_wait)
         try:
             yield
         finally:
             with self._cond:
                 self._running -= 1
                 self._cond.notify_all()
+
+    def share_turn(self, priority: int = VISITOR) -> None:
+        """From inside a slot, for long work (a training run): when others wait, go to the back of the line, let
+        them run and take a slot again; else return at once. An exception while waiting (the visitor left)
+        propagates, and :meth:`slot`'s exit gives the slot back as usual."""
+        with self._cond:
+            if not self._waiting:
+                return
+            self._running -= 1
+            self._cond.notify_all()
+        try:
+            self._wait_for_turn(self._join(priority), None)
+        except BaseException:
+            with self._cond:
+                self._running += 1  # slot()'s exit gives it back
+            raise
 
     def load(self) -> tuple[int, int]:
         """(running, waiting) now."""

@@ -58,13 +58,15 @@ def finished_runs() -> _RunIndex:
 
 
 @st.cache_data(max_entries=LAB_CACHE_ENTRIES, show_spinner=False)
-def _cached_training(config: TrainConfig, _only_if_cached: bool = False, _stopped: dict | None = None):
+def _cached_training(config: TrainConfig, _only_if_cached: bool = False, _stopped: dict | None = None,
+                     _share_turn=None):
     """A finished run, cached by its config alone (Streamlit leaves arguments named _... out of the key).
 
     ``_only_if_cached``: a miss raises :class:`_NotCached` instead of training. ``_stopped["result"]``
     receives each partial run, as plain data with no Streamlit call: a Stop interrupts the script at its
     next Streamlit call (■ Stop: a rerun, RerunException; Streamlit's own Stop: StopException, and
-    every later call raises it too), and the steps so far must survive either.
+    every later call raises it too), and the steps so far must survive either. ``_share_turn()`` is called at
+    each record: a long run lets the computations queued behind it go first (``Gate.share_turn``).
 
     Live charts (loss and gradient flow) are drawn while it trains; Streamlit replays them on a cache
     hit, so they are throttled to one update a second."""
@@ -78,6 +80,8 @@ def _cached_training(config: TrainConfig, _only_if_cached: bool = False, _stoppe
     def progress(partial) -> None:
         if _stopped is not None:
             _stopped["result"] = partial
+        if _share_turn is not None:
+            _share_turn()
         rec = partial.history[-1]
         status.progress(rec["step"] / config.steps,
                         text=f"step {rec['step']} / {config.steps} · eval loss {rec['eval_loss']:.4g} "
@@ -164,7 +168,7 @@ def training(config: TrainConfig, start: bool):
             try:
                 with GATE.slot(on_wait=show):
                     clear()
-                    result = _cached_training(config, _stopped=stopped)
+                    result = _cached_training(config, _stopped=stopped, _share_turn=GATE.share_turn)
             finally:
                 clear()
     else:
