@@ -13,8 +13,11 @@ from explorer.config import (ALL_SPECS, VIEW_DEFAULTS, VIEW_SPECS, ExperimentCon
 from explorer import limits
 from explorer.presets import PRESETS, config_of
 
+from . import runlog
+
 
 def page_setup(title: str, icon: str) -> None:
+    runlog.start(title)  # opt-in (EXPLORER_RUN_LOG): the benchmarks' server-side time of each run
     st.set_page_config(page_title=f"{title} · RNN Gradient Explorer", page_icon=icon, layout="wide")
 
 

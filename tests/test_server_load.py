@@ -1,0 +1,73 @@
+"""A server that holds a class, in a real browser against ``streamlit run``: a Training Lab run whose tab closes
+stops within seconds; two visitors asking for new work at once both finish, the second told it is queued.
+The server's own timing of each run (ui.runlog, EXPLORER_RUN_LOG) tells when a run ended."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.conftest import run_streamlit
+from tests.test_browser import DRAWN_CHART, IDLE, assert_healthy
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def logged_server(monkeypatch, tmp_path):
+    """A fresh server that logs every page run to a file: (base URL, the log's path)."""
+    log = tmp_path / "runs.jsonl"
+    monkeypatch.setenv("EXPLORER_RUN_LOG", str(log))
+    with run_streamlit("server-load") as base_url:
+        yield base_url, log
+
+
+def runs(log) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_a_training_run_whose_tab_closes_stops_within_seconds(logged_server, chromium):
+    base_url, log = logged_server
+    context = chromium.new_context()
+    page = context.new_page()
+    page.goto(f"{base_url}/Training_Lab?steps=4000&seed=41", timeout=90_000)
+    page.locator(IDLE).wait_for(state="attached", timeout=90_000)
+    page.get_by_role("button", name="▶ Train").click()
+    page.get_by_text("step 50 /").first.wait_for(timeout=90_000)  # training, past its first records
+    before = len([r for r in runs(log) if r["page"] == "Training Lab"])
+    context.close()
+    closed = time.time()
+    deadline = closed + 30
+    while time.time() < deadline:
+        ended = [r for r in runs(log) if r["page"] == "Training Lab"][before:]
+        if ended:
+            break
+        time.sleep(0.2)
+    assert ended, "the run went on training for 30 s after its tab closed"
+    # 4000 steps take about 40 s here; the run must end within a few seconds of the tab closing
+    assert ended[0]["end"] - closed < 5.0, ended
+
+
+def test_two_visitors_asking_for_new_work_at_once_both_finish_one_told_it_waits(logged_server, chromium):
+    base_url, log = logged_server
+    warm = chromium.new_context().new_page()  # the server's first run imports torch: not what is measured
+    warm.goto(f"{base_url}/Simple_RNN?seq_len=20&hidden=4", timeout=90_000)
+    warm.locator(DRAWN_CHART).first.wait_for(timeout=90_000)
+    pages, seen = [], []
+    for seed in (501, 502):
+        page = chromium.new_context().new_page()
+        page.js_errors = []
+        page.on("pageerror", lambda err, page=page: page.js_errors.append(str(err)))
+        page.goto(f"{base_url}/Simple_RNN?seq_len=400&hidden=128&seed={seed}", wait_until="commit")
+        pages.append(page)
+    deadline = time.time() + 120
+    while time.time() < deadline and len([p for p in pages if p.locator(DRAWN_CHART).count()]) < 2:
+        if any(p.get_by_text("Queued: 1 ahead of you").count() for p in pages):
+            seen.append(True)
+        time.sleep(0.1)
+    for page in pages:
+        page.locator(DRAWN_CHART).first.wait_for(timeout=60_000)
+        page.locator(IDLE).wait_for(state="attached", timeout=60_000)
+        assert_healthy(page, page.url)
+    assert seen, "neither visitor was told it was queued"
