@@ -11,7 +11,7 @@ EXPLORER_ANALYSIS_SECONDS  one analysis, in seconds of the reference machine (ex
 EXPLORER_LAB_MAX_STEPS     optimiser steps of one Training Lab run                                 20000
 EXPLORER_LAB_FLOPS         float ops of one Training Lab run                                       1.6e12
 EXPLORER_CONCURRENT        computations at once; the rest queue (ui.gate)                          cores / threads
-EXPLORER_CACHE_MB          bytes of results kept in the shared caches                              1024
+EXPLORER_CACHE_MB          megabytes of results kept in the shared caches                          256
 =========================  =====================================================================  =========
 
 A deployment can lower them; a request beyond them is clamped, with a message that names the variable. A value
@@ -39,7 +39,7 @@ class Limits:
     lab_max_steps: int = 20000
     lab_flops: float = 1.6e12  # about 1.5x the lab's default run (adding, T = 50, LSTM n = 64, 3000 steps)
     concurrent: int = max(1, (os.cpu_count() or 1) // backend.THREADS)
-    cache_mb: int = 1024
+    cache_mb: int = 256  # a T = 2000 analysis holds 10-70 MB: a few of the largest, or dozens of the usual
     problems: tuple[str, ...] = ()  # what was wrong with the environment's values (ignored)
 
     @classmethod
