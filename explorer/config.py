@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -342,20 +343,26 @@ def check(name: str, value: Any, specs: Mapping[str, Spec] = ALL_SPECS) -> Any:
         else:
             value = str(value).strip()
     except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"{name} must be {describe(name)}, got {_shown(value)}") from None
+        raise ValueError(f"{name} must be {describe(name)}, got {quoted(value)}") from None
     if name == "forget_bias":
         return _check_forget_bias(value)
     if spec.choices is not None and value not in spec.choices:
-        raise ValueError(f"{name} must be {describe(name)}, got {_shown(value)}")
+        raise ValueError(f"{name} must be {describe(name)}, got {quoted(value)}")
     if spec.lo is not None and not (spec.lo <= value <= spec.hi):
-        raise ValueError(f"{name} must be {describe(name)}, got {_shown(value)}")
+        raise ValueError(f"{name} must be {describe(name)}, got {quoted(value)}")
     return value
 
 
-def _shown(value: Any) -> str:
-    """A bad value as a message quotes it: repr, cut short (a URL can carry anything)."""
+def quoted(value: Any) -> str:
+    """A bad value as a message quotes it: repr, cut short (a URL can carry anything), and anything but a number
+    as a Markdown code span, since the pages show these messages as Markdown: text from a link is shown as it is,
+    never read as HTML, a link, an image, maths or emphasis."""
     text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "...'"
+    text = text if len(text) <= 60 else text[:57] + "..." + text[-1].strip("0123456789")  # a str keeps its quote
+    if isinstance(value, (int, float)):
+        return text
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)  # longer than any run inside
+    return f"{fence}{text}{fence}"
 
 
 def _check_forget_bias(value: str) -> str:
@@ -366,7 +373,7 @@ def _check_forget_bias(value: str) -> str:
     except ValueError:
         number = math.nan
     if not (math.isfinite(number) and -10.0 <= number <= 10.0):
-        raise ValueError(f"forget_bias must be default, chrono or a number in [-10, 10], got {_shown(value)}")
+        raise ValueError(f"forget_bias must be default, chrono or a number in [-10, 10], got {quoted(value)}")
     return repr(number)
 
 
@@ -414,7 +421,7 @@ def from_query(query: Mapping[str, Any], *, train: bool = False) -> tuple[Experi
     specs = ALL_SPECS if train else SPECS
     for key in query:
         if key not in specs and key not in VIEW_SPECS:
-            warnings.append(f"Unknown parameter {_shown(str(key))} ignored.")
+            warnings.append(f"Unknown parameter {quoted(str(key))} ignored.")
     base = TrainConfig() if train else ExperimentConfig()
     defaults = flat(base)
     values = {}
@@ -437,7 +444,7 @@ def view_from_query(query: Mapping[str, Any]) -> tuple[dict[str, str], list[str]
             if raw in spec.choices:
                 values[name] = raw
             else:
-                warnings.append(f"{name} must be one of {', '.join(spec.choices)}, got {_shown(raw)}; "
+                warnings.append(f"{name} must be one of {', '.join(spec.choices)}, got {quoted(raw)}; "
                                 f"using the default {VIEW_DEFAULTS[name]}.")
     return values, warnings
 

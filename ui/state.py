@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlencode
 import streamlit as st
 
 from explorer.config import (ALL_SPECS, VIEW_DEFAULTS, VIEW_SPECS, ExperimentConfig, TrainConfig, check, field_type,
-                             fit, flat, from_query, to_query, view_from_query)
+                             fit, flat, from_query, quoted, to_query, view_from_query)
 from explorer import limits
 from explorer.presets import PRESETS, config_of
 
@@ -98,7 +98,7 @@ def _apply_preset(page: str, name: str | None, train: bool) -> tuple[dict[str, A
         return None, []
     preset = PRESETS.get(name)
     if preset is None or preset.page != ("lab" if train else page):
-        return None, [f"preset must be one of {', '.join(presets_for(page, train))}, got {name[:40]!r}; ignored."]
+        return None, [f"preset must be one of {', '.join(presets_for(page, train))}, got {quoted(name)}; ignored."]
     st.info(f"Preset **{preset.label}**: {preset.claim}", icon="🎯")
     return flat(config_of(preset)), []
 
@@ -205,7 +205,9 @@ def config_sidebar(page: str, fields: Sequence[str], *, choices: dict[str, Seque
     for message in clamped:
         st.warning(message, icon="⚠️")
     looks = {name: current[name] for name in view}
-    typed = {k: v[-1] for k, v in parse_qs(state.get(f"{page}_compare", "")).items()} if not train else {}
+    # blank values kept: b_gain= is a bad value, to be named in a warning like A's gain=, not dropped without a word
+    typed = ({k: v[-1] for k, v in parse_qs(state.get(f"{page}_compare", ""), keep_blank_values=True).items()}
+             if not train else {})
     _, compare, more = _compare(config, typed, train)
     for message in more:
         st.warning(message, icon="⚠️")

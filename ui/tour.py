@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 from explorer import plots
-from explorer.config import VIEW_DEFAULTS, TrainConfig, to_query, view_from_query
+from explorer.config import VIEW_DEFAULTS, TrainConfig, quoted, to_query, view_from_query
 from explorer.registry import cell_type
 
 from .gate import BACKGROUND
@@ -31,9 +31,10 @@ def position(count: int) -> int:
     looks = dict(own.looks) if own else dict(VIEW_DEFAULTS)
     if query and (arriving or own is None or query != own.written):
         raw = query.get("step", "1")
-        number = int(raw) if raw.isdigit() and 1 <= int(raw) <= count else None
+        # decimal digits, as int() reads them ("²" is a digit it refuses), and few enough for it (at most 4300)
+        number = int(raw) if raw.isdecimal() and len(raw) <= 100 and 1 <= int(raw) <= count else None
         if number is None:
-            st.warning(f"step must be an integer in [1, {count}], got {raw[:40]!r}; using 1.", icon="⚠️")
+            st.warning(f"step must be an integer in [1, {count}], got {quoted(raw)}; using 1.", icon="⚠️")
         state["tour_step"] = number or 1
         looks, warnings = view_from_query(query)
         for message in warnings:
