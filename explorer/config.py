@@ -39,6 +39,7 @@ class Spec:
     """How one config field is parsed, bounded, explained and shown (URL, CLI, widgets)."""
 
     choices: tuple[str, ...] | None = None  # allowed strings, for str fields
+    words: tuple[str, ...] = ()  # a str field holding one of these words or a number in [lo, hi] (kept as its repr)
     lo: float | None = None  # inclusive bounds, for numbers
     hi: float | None = None
     help: str = ""
@@ -76,6 +77,7 @@ class ExperimentConfig:
     lag: int = 50  # lag k for the singular values of dh_T/dh_{T-k}
     gates: str = "input,forget,output"  # LSTM stage: which gates exist (absent = 1)
     forget_bias: str = "default"  # LSTM b_f: default | a number | chrono
+    bias_std: str = "default"  # simple RNN biases: default (torch's) | sigma_b: b_ih ~ N(0, sigma_b^2), b_hh = 0
     residual: bool = False  # h_t = h_{t-1} + g(a_t)
     norm: str = "none"  # none | layer | batch (normalise a_t)
     batch: int = 16  # sequences in the batch, for --norm batch
@@ -197,7 +199,11 @@ SPECS: dict[str, Spec] = {
     "gates": Spec(choices=GATE_STAGES, help="The lecture's stages; an absent gate is fixed at 1",
                   label="LSTM stage (gates)", choice_labels=_STAGE_LABELS, visible_if=_read_by_cell("gates")),
     "forget_bias": Spec(help="default (torch's), chrono (Tallec & Ollivier 2018), or a number such as 1",
-                        label="forget-gate bias", visible_if=_read_by_cell("forget_bias")),
+                        label="forget-gate bias", visible_if=_read_by_cell("forget_bias"), words=("default", "chrono"),
+                        lo=-10.0, hi=10.0),
+    "bias_std": Spec(help="default (torch's), or σ_b ≥ 0: b_ih ~ N(0, σ_b²) and b_hh = 0, the bias scale of "
+                          "mean-field theory", label="bias scale σ_b", visible_if=_read_by_cell("bias_std"),
+                     words=("default",), lo=0.0, hi=10.0),
     "residual": Spec(help="h_t = h_(t−1) + g(a_t): the Jacobian becomes I + diag(g′) W_hh",
                      label="residual connection", visible_if=_read_by_cell("residual")),
     "norm": Spec(choices=NORMS, help="Normalise the pre-activation a_t over units (layer) or sequences (batch)",
@@ -344,8 +350,8 @@ def check(name: str, value: Any, specs: Mapping[str, Spec] = ALL_SPECS) -> Any:
             value = str(value).strip()
     except (TypeError, ValueError, OverflowError):
         raise ValueError(f"{name} must be {describe(name)}, got {quoted(value)}") from None
-    if name == "forget_bias":
-        return _check_forget_bias(value)
+    if spec.words:
+        return _check_word_or_number(name, value, spec)
     if spec.choices is not None and value not in spec.choices:
         raise ValueError(f"{name} must be {describe(name)}, got {quoted(value)}")
     if spec.lo is not None and not (spec.lo <= value <= spec.hi):
@@ -365,23 +371,24 @@ def quoted(value: Any) -> str:
     return f"{fence}{text}{fence}"
 
 
-def _check_forget_bias(value: str) -> str:
-    if value in ("default", "chrono"):
+def _check_word_or_number(name: str, value: str, spec: Spec) -> str:
+    """One of ``spec.words``, or a finite number in [lo, hi] written as its repr ("1" -> "1.0")."""
+    if value in spec.words:
         return value
     try:
         number = float(value)
     except ValueError:
         number = math.nan
-    if not (math.isfinite(number) and -10.0 <= number <= 10.0):
-        raise ValueError(f"forget_bias must be default, chrono or a number in [-10, 10], got {quoted(value)}")
+    if not (math.isfinite(number) and spec.lo <= number <= spec.hi):
+        raise ValueError(f"{name} must be {describe(name)}, got {quoted(value)}")
     return repr(number)
 
 
 def describe(name: str) -> str:
     """The allowed values of a field, in words."""
     spec, kind = ALL_SPECS[name], _TYPES[name]
-    if name == "forget_bias":
-        return "default, chrono or a number in [-10, 10]"
+    if spec.words:
+        return f"{', '.join(spec.words)} or a number in [{spec.lo:g}, {spec.hi:g}]"
     if spec.choices is not None:
         return "one of " + ", ".join(spec.choices)
     if kind is bool:

@@ -190,7 +190,7 @@ _MINLSTM_CAPTIONS = (
 
 CELL_TYPES: dict[str, CellType] = {cell.name: cell for cell in (
     CellType(
-        "rnn", "simple RNN", "explorer.cells.rnn:SimpleRNN", "rnn", fields=("activation", "residual", "norm", "batch"),
+        "rnn", "simple RNN", "explorer.cells.rnn:SimpleRNN", "rnn", fields=("activation", "residual", "norm", "batch", "bias_std"),
         recurrent="square", torch_module=_rnn_module, describe=lambda v: f"{v['activation']} RNN", rnn_overlay=False,
         equations=lambda v: (r"h_t = " + (r"h_{t-1} + " if v["residual"] else "")
                              + r"g(a_t),\ a_t = W_{ih}x_t + b_{ih} + W_{hh}h_{t-1} + b_{hh}",),

@@ -11,7 +11,7 @@ from explorer.text import caption
 
 ui.page_setup("Simple RNN", "📉")
 config = ui.config_sidebar("rnn", ["activation", "hidden", "input_size", "seq_len", "init", "gain", "input", "seed",
-                                  "dtype", "lag", "residual", "norm", "batch"], fixed={"cell": "rnn"},
+                                  "dtype", "lag", "residual", "norm", "batch", "bias_std"], fixed={"cell": "rnn"},
                            view=["scale", "present", "image"])
 report = ui.Report(config, "rnn")
 report.config_download()

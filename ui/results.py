@@ -100,8 +100,8 @@ def rnn_overlay(config: ExperimentConfig) -> tuple[np.ndarray, np.ndarray, np.nd
 
     defaults = ExperimentConfig()
     rnn = config.replace(cell="rnn", activation="tanh", residual=False, norm="none", gates=defaults.gates,
-                         forget_bias=defaults.forget_bias, r_min=defaults.r_min, r_max=defaults.r_max,
-                         max_phase=defaults.max_phase)
+                         forget_bias=defaults.forget_bias, bias_std=defaults.bias_std, r_min=defaults.r_min,
+                         r_max=defaults.r_max, max_phase=defaults.max_phase)
     asked = st.session_state.setdefault("overlays_asked", set())
     if not plan(config).overlay and rnn not in asked:
         st.info(f"The simple RNN of the same size is left out of the lag chart at this size: with it, a first visit "

@@ -87,6 +87,15 @@ class SimpleRNN(RecurrentCell):
     def from_config(cls, config: ExperimentConfig, dtype) -> "SimpleRNN":
         return cls(config.input_size, config.hidden, config.activation, config.residual, config.norm, dtype=dtype)
 
+    def initialise(self, config: ExperimentConfig, gen: torch.Generator) -> None:
+        r"""torch.nn's default, W_hh by ``config.init``; then, where ``config.bias_std`` is a number
+        :math:`\sigma_b`, the biases of mean-field theory: ``bias_ih`` ~ N(0, σ_b²) (n) and ``bias_hh`` = 0."""
+        super().initialise(config, gen)
+        if config.bias_std != "default":
+            with torch.no_grad():
+                torch.nn.init.normal_(self.bias_ih_l0, 0.0, float(config.bias_std), generator=gen)
+                torch.nn.init.zeros_(self.bias_hh_l0)
+
     def bound_log10_rate(self) -> float | None:
         """log10(gamma sigma_max(W_hh)), or log10(1 + gamma sigma_max) with the residual connection, gamma =
         sup|g'|; -inf where W_hh = 0 (the bound is exactly 0); None for normalised cells (no such bound)."""
