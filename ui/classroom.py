@@ -2,6 +2,9 @@
 controls), the projector's chart style, a link to copy, and how to reproduce the picture elsewhere."""
 from __future__ import annotations
 
+import functools
+import glob
+import os
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,6 +24,48 @@ PRESENT_CSS = """<style>
 </style>"""
 PRESENT_HEIGHT = 430  # every chart's height in presentation mode: the first fits under the title bar at 768 px
 
+# A first visit downloads Plotly's bundle (4.7 MB; Streamlit serves it uncompressed, then the browser keeps it for a
+# year). Streamlit fetches it only when the page's first chart arrives, i.e. after the analysis; until it has loaded,
+# each chart is an empty grey skeleton (the fallback of a lazy element, in a graphic's element container), and then
+# an empty box until Plotly has drawn. Two remedies, sent by frame() before the analysis: a message in both kinds of
+# empty box, and a <link rel="modulepreload"> so that the browser fetches the bundle while the server computes.
+LOADING_CSS = """<style>
+.st-key-loading_hints {display: none;}
+.stElementContainer.stPrintGraphic > [data-testid="stSkeleton"] {
+  height: 100%; min-height: 8rem; display: flex; align-items: center; justify-content: center;}
+.stElementContainer.stPrintGraphic > [data-testid="stSkeleton"]::after {
+  content: "Loading the charting library…"; opacity: 0.7; font-size: 0.95rem;}
+[data-testid="stPlotlyChart"]:not(:has(.main-svg)) {position: relative;}
+[data-testid="stPlotlyChart"]:not(:has(.main-svg))::before {
+  content: "Drawing the chart…"; position: absolute; inset: 0; display: flex; align-items: center;
+  justify-content: center; opacity: 0.7; font-size: 0.95rem; pointer-events: none;}
+</style>"""
+
+
+@functools.lru_cache(maxsize=1)
+def plotly_bundle() -> str | None:
+    """The installed Streamlit's Plotly chunk, relative to the app's root ("static/js/PlotlyChart.<hash>.js"), or
+    None where this Streamlit has no single such file (then nothing is preloaded)."""
+    try:
+        from streamlit import file_util
+
+        found = glob.glob(os.path.join(file_util.get_static_dir(), "static", "js", "PlotlyChart.*.js"))
+    except Exception:  # noqa: BLE001 - a layout this code does not know: no preload, nothing else changes
+        return None
+    return f"static/js/{os.path.basename(found[0])}" if len(found) == 1 else None
+
+
+def loading_hints() -> None:
+    """The loading messages' CSS and the Plotly bundle's preload (relative to the page, so a baseUrlPath holds): one
+    Markdown element at the foot of the sidebar, hidden by its own CSS. Streamlit renders HTML in Markdown lazily (a
+    190 kB chunk fetched when the first such element arrives; a grey bar meanwhile, hence the sidebar's foot), so on
+    a busy machine a chart that arrives soon after (a small or cached config) can show its grey box for a moment
+    before the message. (st.html, a smaller chunk but rendered in the event container, came later still when
+    measured, and drops <link>.)"""
+    bundle = plotly_bundle()
+    preload = f'<link rel="modulepreload" crossorigin href="./{bundle}">' if bundle else ""
+    st.sidebar.container(key="loading_hints").markdown(LOADING_CSS + preload, unsafe_allow_html=True)
+
 
 def presenting(page: str) -> bool:
     return view_settings(page).get("present") == "1"
@@ -32,7 +77,9 @@ def _leave_presentation(page: str) -> None:
 
 def frame(page: str, title: str) -> tuple[Any, Any]:
     """The page's title, then two containers: (intro, main). The intro (equations, metrics, notes) comes
-    above the charts; in presentation mode below them, so the first chart opens the page."""
+    above the charts; in presentation mode below them, so the first chart opens the page. Also says "Loading the
+    charting library…" in each chart's box until Plotly has loaded, and preloads it (``loading_hints``)."""
+    loading_hints()
     if not presenting(page):
         st.title(title)
         return st.container(), st.container()
