@@ -12,6 +12,7 @@ from typing import Sequence
 
 from . import backend
 from .config import SPECS, TRAIN_SPECS, ExperimentConfig, TrainConfig, check, describe
+from .sweep import EXECUTORS, SWEEP_DEFAULTS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,6 +40,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fields(train, {k: v for k, v in SPECS.items() if k not in ("lag",)}, train_model)
     _add_fields(train, TRAIN_SPECS, TrainConfig().to_dict())
     train.add_argument("--json", action="store_true", help="print the full JSON (default: a summary)")
+    sweep = sub.add_parser("sweep", help="one measured number per config over a grid of configs (explorer.sweep)",
+                           description="Rows in grid order (the last --sweep varies fastest), each cached on disk "
+                                       "by its config ($EXPLORER_CACHE_DIR or ~/.cache/rnn-gradient-explorer).")
+    sweep_defaults = {**model_defaults, **SWEEP_DEFAULTS}
+    _add_fields(sweep, SPECS, sweep_defaults)
+    sweep.add_argument("--sweep", dest="axes", action="append", default=[], metavar="FIELD=LO:HI:N",
+                       help="an axis: N values from LO to HI of a numeric field (repeat for more axes)")
+    sweep.add_argument("--executor", choices=EXECUTORS, default="local",
+                       help="local: a process pool; ray: a Ray task per row (default local)")
+    sweep.add_argument("--workers", type=int, default=None,
+                       help="processes (local) or CPUs of the local Ray (default: the cores)")
+    sweep.add_argument("--address", default=None, help="a Ray cluster to join (ray only; default: start a local Ray)")
+    sweep.add_argument("--no-cache", dest="cache", action="store_false", help="compute every row, read and write no cache")
+    sweep.add_argument("--json", action="store_true", help="print the full JSON (default: a table)")
     return parser
 
 
@@ -51,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "sweep":
+            return _sweep(parser, args)
         if args.command == "analyze":
             config = ExperimentConfig(**_values(args, SPECS))
             if not 1 <= args.stride <= config.seq_len:
@@ -80,6 +97,75 @@ def _analyze(config: ExperimentConfig, stride: int, as_json: bool) -> int:
     for k in sorted({1, 10, 50, 100, config.seq_len} & set(lags.tolist())):
         print(f"  log10 ||dh_T/dh_(T-{k})||_2 = {spec[list(lags).index(k)]:.4f}")
     return 0
+
+
+def _sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``python -m explorer sweep``: every bad flag or axis is one line and status 2 before anything runs."""
+    from .sweep import Sweep, parse_axis, run_sweep
+
+    def fail(message: str) -> int:
+        parser.exit(2, f"{parser.prog} sweep: error: {message}\n")
+        return 2  # pragma: no cover
+
+    try:
+        base = ExperimentConfig(**{**SWEEP_DEFAULTS, **_values(args, SPECS)})
+        if not args.axes:
+            raise ValueError("give at least one --sweep FIELD=LO:HI:N")
+        sweep = Sweep(base, tuple(parse_axis(text) for text in args.axes))
+        sweep.configs()  # every combination within the rules between fields, now
+    except (ValueError, TypeError) as err:
+        return fail(str(err).splitlines()[0])
+    if args.workers is not None and args.workers < 1:
+        return fail(f"--workers must be at least 1, got {args.workers}")
+    if args.address and args.executor != "ray":
+        return fail("--address joins a Ray cluster: use it with --executor ray")
+    bar = _Bar(sweep.size)
+    try:
+        result = run_sweep(sweep, executor=args.executor, workers=args.workers, address=args.address,
+                           progress=bar.update, cache=args.cache)
+    except RuntimeError as err:  # Ray missing, or a cluster that cannot be joined
+        bar.close()
+        return fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
+    bar.close(f"{result.cached} from the cache, {result.seconds:.1f} s")
+    if args.json:
+        json.dump(result.to_json(), sys.stdout, allow_nan=False)
+        sys.stdout.write("\n")
+        return 0
+    keys = [a.field for a in sweep.axes] + [sweep.quantity, "theory_log10_chi", "seconds"]
+    print("  ".join(f"{k:>18}" for k in keys))
+    for row in result.rows:
+        print("  ".join(f"{_cell(row.get(k)):>18}" for k in keys))
+    return 0
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "null"
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+class _Bar:
+    """A progress bar on stderr: rows done of all, redrawn at most ten times a second."""
+
+    def __init__(self, total: int, width: int = 30):
+        import time
+
+        self.total, self.width, self.clock = total, width, time.perf_counter
+        self.start, self.shown = self.clock(), -1.0
+
+    def update(self, done: int, total: int) -> None:
+        now = self.clock()
+        if done < total and now - self.shown < 0.1:
+            return
+        self.shown = now
+        filled = int(self.width * done / max(total, 1))
+        sys.stderr.write(f"\rsweep [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} rows "
+                         f"{now - self.start:.1f} s")
+        sys.stderr.flush()
+
+    def close(self, note: str = "") -> None:
+        sys.stderr.write(f" {note}\n" if note else "\n")
+        sys.stderr.flush()
 
 
 def _train(config: TrainConfig, as_json: bool) -> int:

@@ -218,3 +218,39 @@ def test_json_round_trip_and_malformed_files(one_worker):
         with pytest.raises(ValueError) as err:
             sw.loads(case)
         assert "\n" not in str(err.value)
+
+
+# --- the command line ----------------------------------------------------------------------------------------------
+
+def test_cli_sweep_json(monkeypatch, tmp_path, capsys):
+    from explorer.cli import main
+
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path))
+    argv = ["sweep", "--cell", "rnn", "--activation", "tanh", "--hidden", "8", "--seq-len", "20", "--input", "zeros",
+            "--sweep", "gain=0.5:2.5:3", "--sweep", "bias_std=0:0.4:3", "--executor", "local", "--workers", "1",
+            "--json"]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    data = json.loads(out)
+    assert "9/9 rows" in err  # the progress bar, on stderr
+    assert data["config"] == TINY.to_dict() and [a["field"] for a in data["axes"]] == ["gain", "bias_std"]
+    assert [list(r) for r in data["rows"]] == [["gain", "bias_std", "measured_log10_rate", "theory_log10_chi",
+                                                "seconds"]] * 9
+    assert _numbers(data["rows"]) == _numbers(sw.run_sweep(SMALL, workers=1, cache=False).rows)
+    assert main(argv) == 0 and "9 from the cache" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["--sweep", "gain=0.5:2.5"], "FIELD=LO:HI:N"), (["--sweep", "gain=0:9:3"], "gain must"),
+    ([], "at least one --sweep"), (["--sweep", "gain=0:1:2", "--workers", "0"], "--workers"),
+    (["--sweep", "gain=0:1:2", "--address", "x:1"], "--executor ray"), (["--sweep", "gain=0:1:2", "--hidden", "0"], "hidden"),
+    (["--sweep", "gain=0:1:2", "--executor", "spark"], "invalid choice"),
+])
+def test_cli_bad_sweep_is_one_line_and_status_2(argv, words, capsys):
+    from explorer.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["sweep", *argv])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
