@@ -299,3 +299,45 @@ def singular_values_over_training(steps: np.ndarray, values: np.ndarray, *, titl
         mid = 0.5 * (lo + hi)
         fig.update_yaxes(range=[max(mid - half, 0.0) if lo >= 0 else mid - half, mid + half])
     return _layout(fig, title, "training step", "σ_i(W_hh)")
+
+
+def _edges(values: np.ndarray) -> tuple[float, float]:
+    """The outer edges of cells centred on ``values`` (evenly spaced; one value: ±0.5 around it)."""
+    values = np.asarray(values, dtype=np.float64)
+    half = 0.5 * (values[-1] - values[0]) / (len(values) - 1) if len(values) > 1 else 0.5
+    return float(values[0] - half), float(values[-1] + half)
+
+
+def phase_diagram_figure(x: np.ndarray, y: np.ndarray, z: np.ndarray, *, title: str, x_label: str, y_label: str,
+                         quantity: str, line: tuple[np.ndarray, np.ndarray] | None = None,
+                         line_name: str = "theory: χ = 1", limit: float | None = None) -> go.Figure:
+    """A sweep over two axes as a heatmap: ``z[i, j]`` (grid order: (len(x), len(y))) at x[i], y[j], on a diverging
+    scale centred at 0 spanning ±``limit`` (None: the data's largest |value|); null cells (NaN, ±inf) blank.
+
+    Over each cell an invisible marker (its index in grid order in ``customdata``) makes the cell clickable
+    (Streamlit's point selection: a heatmap's cells cannot be selected themselves); a clicked one is ringed.
+    ``line`` = (x, y) points, e.g. theory's critical line, drawn dashed within the map's range."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    values = _finite_or_nan(np.asarray(z, dtype=np.float64).reshape(len(x), len(y)))
+    if limit is None:
+        limit = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
+    limit = limit if limit > 0 else 1.0
+    fig = go.Figure(go.Heatmap(x=x, y=y, z=values.T, colorscale=DIVERGING, zmid=0.0, zmin=-limit, zmax=limit,
+                               hoverongaps=False, hoverinfo="skip", name=quantity,
+                               colorbar=dict(title=dict(text="log10", side="top"), ticks="outside")))
+    xx, yy = np.meshgrid(x, y, indexing="ij")
+    fig.add_trace(go.Scatter(
+        x=xx.ravel(), y=yy.ravel(), mode="markers", customdata=np.arange(xx.size), showlegend=False, name="cells",
+        text=[("—" if not np.isfinite(v) else f"{v:.4f}") for v in values.ravel()],
+        marker=dict(symbol="square-open", size=16, color="rgba(0,0,0,0)", line=dict(width=0)),
+        selected=dict(marker=dict(color="#111111", opacity=1.0)), unselected=dict(marker=dict(opacity=0.0)),
+        hovertemplate=f"{x_label} = %{{x:.4g}}<br>{y_label} = %{{y:.4g}}<br>{quantity} = %{{text}}"
+                      "<br>click: open this config<extra></extra>"))
+    if line is not None and len(line[0]):
+        fig.add_trace(go.Scatter(x=np.asarray(line[0]), y=np.asarray(line[1]), mode="lines", name=line_name,
+                                 line=dict(color="black", dash="dash", width=3), hoverinfo="skip"))
+    _layout(fig, title, x_label, y_label, height=560)
+    fig.update_xaxes(range=list(_edges(x)), showgrid=False, zeroline=False)
+    fig.update_yaxes(range=list(_edges(y)), showgrid=False, zeroline=False)
+    fig.update_layout(clickmode="event+select", dragmode=False)
+    return fig

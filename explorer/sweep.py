@@ -626,7 +626,7 @@ def loads(text: str | bytes) -> SweepResult:
 
 # --- the critical line of theory ----------------------------------------------------------------------------------
 
-def critical_line(activation: str, v_x: float = 0.0, sigma_b_max: float = 10.0, points: int = 200
+def critical_line(activation: str, v_x: float = 0.0, sigma_b_max: float = 10.0, points: int = 400
                   ) -> tuple[np.ndarray, np.ndarray]:
     r"""Mean-field theory's critical line \chi = 1 as (\sigma_w, \sigma_b) points, \sigma_b from 0 to ``sigma_b_max``,
     for biases N(0, \sigma_b^2) and an input drive of second moment v_x, from the theory's closed form with the
@@ -644,21 +644,33 @@ def critical_line(activation: str, v_x: float = 0.0, sigma_b_max: float = 10.0, 
     if activation in ("linear", "relu"):
         width = 1.0 if activation == "linear" else math.sqrt(2.0)
         return np.array([width, width]), np.array([0.0, sigma_b_max])
-    sigma_w, sigma_b = [], []
-    for q in np.concatenate([[0.0], np.geomspace(1e-6, 1e4, points)]):
-        g2, dg2 = second_moments(activation, float(q))
+
+    def point(q: float) -> tuple[float, float] | None:
+        g2, dg2 = second_moments(activation, q)
         if dg2 <= 0.0:
+            return None
+        return 1.0 / dg2, q - g2 / dg2 - v_x  # sigma_w^2, sigma_b^2
+
+    sigma_w, sigma_b, below = [], [], None  # below: the last q whose sigma_b^2 < 0 (the drive alone is too much)
+    for q in np.concatenate([[0.0], np.geomspace(1e-6, 1e4, points)]).tolist():
+        found = point(q)
+        if found is None:
             continue
-        w2 = 1.0 / dg2
-        b2 = q - w2 * g2 - v_x
+        w2, b2 = found
         if b2 < 0.0:
+            below = q
             continue
-        if math.sqrt(b2) > sigma_b_max:
-            sigma_w.append(math.sqrt(w2))
-            sigma_b.append(math.sqrt(b2))
-            break
+        if not sigma_b and below is not None:  # where the line meets sigma_b = 0: bisect sigma_b^2(q) = 0
+            lo, hi = below, q
+            for _ in range(60):
+                mid = 0.5 * (lo + hi)
+                lo, hi = (mid, hi) if point(mid)[1] < 0.0 else (lo, mid)
+            sigma_w.append(math.sqrt(point(hi)[0]))
+            sigma_b.append(0.0)
         sigma_w.append(math.sqrt(w2))
         sigma_b.append(math.sqrt(b2))
+        if sigma_b[-1] > sigma_b_max:
+            break
     return np.array(sigma_w), np.array(sigma_b)
 
 
