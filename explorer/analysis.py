@@ -20,10 +20,13 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from . import backend, diagonal
+from . import backend, diagonal, theory
 from .cells import RecurrentCell, Trace, build_cell, make_inputs
 from .config import ExperimentConfig
+from .lyapunov import lyapunov_of_cell
+from .lyapunov import to_json as lyapunov_json
 from .registry import cell_type
+from .theory import Theory
 from .jacobian import (LOG10E, PairNorms, SingularValues, View, all_pairs, backprop_log, batched_lapack,
                        log10_singular_values, make_grid, step_norms, to_the_end)
 
@@ -50,6 +53,9 @@ class Analysis:
     # log10 of the level below which the product's rounding leaves a singular value undetermined (None: all resolved)
     singular_limit: float | None = None
     overflow_step: int | None = None  # the first step whose state is not finite (NaN from there on in h, c, gates)
+    theory: Theory | None = None  # mean-field theory of the simple RNN (explorer.theory); None where it does not apply
+    theory_note: str | None = None  # why theory is None, or what its nulls mean
+    lyapunov: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (K,) top exponents, log10 per step; NaN: undefined
     warnings: list[str] = field(default_factory=list)  # what went wrong in the arithmetic, for the reader
     seconds: float = 0.0
 
@@ -135,13 +141,14 @@ def contributions(cell: RecurrentCell, trace: Trace, deltas: torch.Tensor, log_n
 
 
 def analyze(config: ExperimentConfig, *, stride: int = 1, device: torch.device | str | None = None,
-            progress: Callable[[float], None] | None = None) -> Analysis:
-    """Build the seeded cell, run it on the seeded input and compute every view.
+            progress: Callable[[float], None] | None = None, lyapunov: int = 0) -> Analysis:
+    """Build the seeded cell, run it on the seeded input and compute every view; with ``lyapunov`` = K > 0 also
+    the top K Lyapunov exponents of the whole sequence's product (:mod:`explorer.lyapunov`).
 
     Runs on ``backend.THREADS`` intra-op threads whatever thread calls it (OpenMP's thread
     count is per thread: a Streamlit script thread would otherwise get one)."""
     with backend.threads(backend.THREADS):
-        return _analyze(config, stride, device, progress)
+        return _analyze(config, stride, device, progress, lyapunov)
 
 
 def undefined_from(cell: RecurrentCell, trace: Trace) -> int | None:
@@ -255,7 +262,7 @@ def _diagonal_chain(cell: RecurrentCell, trace: Trace, config: ExperimentConfig,
     return pairs, (deltas, log_norms), singular, diagonal.step_norms(log_moduli, grid[1:])
 
 
-def _analyze(config: ExperimentConfig, stride: int, device, progress) -> Analysis:
+def _analyze(config: ExperimentConfig, stride: int, device, progress, lyapunov: int = 0) -> Analysis:
     t0 = time.perf_counter()
     cell, x, trace = _traced(config, device)
     overflow, undefined = trace.first_nonfinite(), undefined_from(cell, trace)
@@ -286,6 +293,8 @@ def _analyze(config: ExperimentConfig, stride: int, device, progress) -> Analysi
     if trace.c is None and cell.state_size > cell.hidden:  # the rest of the state is more of h (the LRU's Im h)
         extras["h_imag"] = _blank(trace.z[:, 0, cell.hidden:].double().cpu().numpy(), overflow)
     warnings = [] if overflow is None else [overflow_warning(config, overflow, cell.state_independent_jacobian)]
+    mean_field, theory_note = theory.evaluate(config, cell, x)  # the very parameters and inputs measured above
+    exponents = lyapunov_of_cell(cell, trace, lyapunov) if lyapunov > 0 else np.zeros(0)
     return Analysis(
         config=config,
         weights={k: v.detach().double().cpu().numpy() for k, v in cell.state_dict().items()},
@@ -304,6 +313,9 @@ def _analyze(config: ExperimentConfig, stride: int, device, progress) -> Analysi
         step_norms=(pairs.grid[1:], per_step),
         singular_limit=singular_limit,
         overflow_step=overflow,
+        theory=mean_field,
+        theory_note=theory_note,
+        lyapunov=exponents,
         warnings=warnings,
         seconds=time.perf_counter() - t0,
     )
@@ -385,6 +397,11 @@ NULL_MEANS = {
     "states": "In h, c and gates a null is a non-finite value or a step from overflow_step on (undefined).",
     "weights": ("A null weight is -inf or inf: the LRU's log-parameters at a ring edge (theta_log at phase 0, "
                 "gamma_log and nu_log at |lambda| = 1)."),
+    "theory": ("theory is null where the mean-field theory of the simple RNN does not apply (theory_note says why); "
+               "a null inside it is explained by theory_note (no finite fixed point, chi = 0, or xi with chi >= 1)."),
+    "lyapunov": ("A null exponent is undefined (the forward pass overflowed: every average over the whole sequence "
+                 "includes an undefined Jacobian) or -inf (an exactly rank-deficient product, e.g. every relu off at a "
+                 "step). The list is empty unless asked for (--lyapunov K)."),
     "bound_log10_rate": ("null where the bound does not apply (normalised or gated cells), or, with "
                          "bound_exact_zero true, where W_hh = 0 makes it exactly zero (log10 = -inf)."),
 }
@@ -433,5 +450,8 @@ def to_json(result: Analysis) -> dict[str, Any]:
     rate = result.bound_log10_rate
     out["bound_log10_rate"] = rate if rate is not None and math.isfinite(rate) else None
     out["bound_exact_zero"] = rate == -math.inf
+    out["theory"] = None if result.theory is None else result.theory.to_json()
+    out["theory_note"] = result.theory_note
+    out["lyapunov"] = lyapunov_json(result.lyapunov)
     out["null_means"] = NULL_MEANS
     return out

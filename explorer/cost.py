@@ -20,6 +20,7 @@ import functools
 import math
 
 from .config import ExperimentConfig
+from .lyapunov import app_exponents
 from .registry import cell_type
 
 PAIR_COST = 2.5  # matmul-equivalents per grid pair: the product, norms and the spectral certificate
@@ -50,6 +51,10 @@ COEFFICIENTS: dict[str, float] = {
     "steps": 1.0 / 2.17e9,  # per step, m^2 and gate block: back-propagation, contributions, the diagonal cells' maps
     "batch": 1.0 / 1.6e9,  # per sequence, step and n^2 of batch norm's forward pass
     "layer": 1.0 / 38.7e9,  # per step and n^3 of layer norm's Jacobian (its projection folded into each step's)
+    # The Lyapunov spectrum (explorer.lyapunov), timed alone (not in the fit): per step, J_k Q and the QR of (m, K)
+    # in float64 on one thread, and the per-step work around them. Diagonal cells have a closed form.
+    "lyapunov": 1.0 / 8e9,  # per step, m^2 and exponent
+    "lyapunov_steps": 5e-5,  # per step
 }
 
 
@@ -58,8 +63,9 @@ def grid_points(T: int, stride: int) -> int:
     return len({0, *range(T % stride, T + 1, stride)})
 
 
-def features(config: ExperimentConfig, stride: int) -> dict[str, float]:
-    """The amount of each kind of work in :func:`explorer.analysis.analyze` at ``stride`` (see the module)."""
+def features(config: ExperimentConfig, stride: int, exponents: int | None = None) -> dict[str, float]:
+    """The amount of each kind of work in :func:`explorer.analysis.analyze` at ``stride`` with ``exponents``
+    Lyapunov exponents (default: the app's, :func:`explorer.lyapunov.app_exponents`; see the module)."""
     kind = cell_type(config.cell)
     n, T = config.hidden, config.seq_len
     m = n * kind.state_units
@@ -74,6 +80,9 @@ def features(config: ExperimentConfig, stride: int) -> dict[str, float]:
         out["batch"] = config.batch * T * n * n
     if kind.jacobian == "diagonal":  # explorer.diagonal: O(u) per pair, no products of matrices (measured: the
         return out  # per-step terms above account for it, T = 2000 at stride 1 in about a second)
+    K = app_exponents(config) if exponents is None else exponents
+    if K:
+        out["lyapunov"], out["lyapunov_steps"] = T * m * m * K, T
     views = len(kind.views)
     product = 0.5 if kind.jacobian == "diagonal_columns" else 1.0
     matmuls = 2 * T * kind.jacobian_cost + product * (T if stride > 1 else 0) + PAIR_COST * (1.6 if views > 1 else 1.0) * pairs

@@ -49,10 +49,16 @@ from .config import ExperimentConfig
 from .registry import cell_type
 
 LOG10E = 1.0 / math.log(10.0)
+APP_EXPONENTS = 32  # exponents the app computes: min(this, the state size)
 CACHE_BYTES = 4 * 2**20  # Jacobians built this many bytes at a time (float64), as explorer.jacobian.chains
 FRAME_SEED = 0
 
 Jacobians = Callable[[Tensor], "tuple[Tensor, Tensor]"]  # 1-based steps (c,) -> (\hat J (c, m, m), s (c,))
+
+
+def app_exponents(config: ExperimentConfig) -> int:
+    """K of the app's Lyapunov spectrum for ``config``: min(state size, ``APP_EXPONENTS``)."""
+    return min(config.hidden * cell_type(config.cell).state_units, APP_EXPONENTS)
 
 
 def default_frame(m: int, K: int, device: torch.device | str = "cpu") -> Tensor:

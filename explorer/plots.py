@@ -82,6 +82,39 @@ def lag_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, title: st
     return _layout(fig, title, "lag k = T − t", y)
 
 
+def mean_field_figure(lags: np.ndarray, measured: np.ndarray, log10_chi: float | None, *, title: str) -> go.Figure:
+    r"""The measured log10(||dh_T/dh_(T-k)||_F^2 / n) against the lag k (lags (L,), measured (L,)) beside the
+    mean-field line k log10 chi (dashed; left out where the theory gives no chi)."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=lags, y=_finite_or_nan(measured), name="measured log10(‖·‖_F² / n)", mode="lines",
+                             line=dict(color=PALETTE[0], width=4),
+                             hovertemplate="k = %{x}<br>%{y:.3f}<extra>measured</extra>"))
+    if log10_chi is not None and np.isfinite(log10_chi):
+        fig.add_trace(go.Scatter(x=lags, y=lags * log10_chi, name=f"theory: k·log10 χ (log10 χ = {log10_chi:.3f})",
+                                 mode="lines", line=dict(color=PALETTE[1], dash="dash", width=3),
+                                 hovertemplate="k = %{x}<br>%{y:.3f}<extra>theory</extra>"))
+    fig.add_hline(y=0, line=dict(color="grey", width=1))
+    return _layout(fig, title, "lag k = T − t", "log10 (‖∂h_T/∂h_(T−k)‖_F² / n)")
+
+
+def lyapunov_figure(exponents: np.ndarray, references: Mapping[str, float | None], *, title: str) -> go.Figure:
+    """The top K Lyapunov exponents (K,), log10 per step, largest first, as markers against i, with each finite
+    reference (name -> log10 per step) a dashed horizontal line."""
+    fig = go.Figure()
+    index = np.arange(1, len(exponents) + 1)
+    fig.add_trace(go.Scatter(x=index, y=_finite_or_nan(np.asarray(exponents, dtype=float)), name="λ_i measured",
+                             mode="markers+lines", marker=dict(color=PALETTE[0], size=9), line=dict(color=PALETTE[0]),
+                             hovertemplate="i = %{x}<br>λ_i = %{y:.4f} per step<extra></extra>"))
+    for k, (name, value) in enumerate(references.items()):
+        if value is not None and np.isfinite(value):
+            fig.add_trace(go.Scatter(x=[index[0] if len(index) else 1, index[-1] if len(index) else 1],
+                                     y=[value, value], name=f"{name} = {value:.4f}", mode="lines",
+                                     line=dict(color=PALETTE[(k + 1) % len(PALETTE)], dash=("dash", "dot")[k % 2],
+                                               width=2.5)))
+    fig.add_hline(y=0, line=dict(color="grey", width=1))
+    return _layout(fig, title, "i (largest first)", "λ_i, log10 per step")
+
+
 def contributions_figure(log10_terms: np.ndarray, *, title: str) -> go.Figure:
     """Per-step terms of the lecture's sum dL/dW_x = sum_t C_t: log10 ||C_t|| (bars) and
     the share of the total carried by steps >= t (line, right axis)."""

@@ -54,6 +54,21 @@ CAPTIONS: tuple[Caption, ...] = (
             "The {unresolved} smallest lie below the dotted rounding limit: a float64 product of the lag's "
             "Jacobians fixes them only to within its rounding error, so they are not drawn (each one drawn is "
             "within 0.1 % of the exact product's)."),
+    Caption("theory", lambda view: view.get("theory", False),
+            "Mean-field theory treats $W_{{hh}}$ as a fresh random matrix at every step: the mean squared gradient "
+            "then grows by $\\chi = \\sigma_w^2\\,\\mathbb{{E}}[g'(\\sqrt{{q^*}}z)^2]$ per step, with "
+            "$\\sigma_w^2$, $\\sigma_b^2$ and the input's variance read from these very weights and inputs. "
+            "Compare the slopes after the first half of the lags, once the state's variance has settled to $q^*$; "
+            "with one fixed $W_{{hh}}$ of finite $n$ they differ by a few hundredths per step."),
+    Caption("theory", lambda view: not view.get("theory", False),
+            "Measured only: {theory_note}"),
+    Caption("lyapunov", _always,
+            "$\\lambda_i$: the average growth per step of the $i$-th direction of the whole product "
+            "$\\partial h_T/\\partial h_0$, by QR re-orthonormalisation along the sequence (float64). "
+            "$\\lambda_1$ is the slope of the spectral norm's curve; directions with $\\lambda_i < 0$ vanish."),
+    Caption("lyapunov", lambda view: view.get("theory", False),
+            "For a large random $W_{{hh}}$, $\\lambda_1 \\to \\tfrac12\\log_{{10}}\\chi$: a typical "
+            "vector's norm grows by the square root of the mean square's factor."),
     Caption("gate_spread", _always,
             "The middle half of the units (band) and their median (line) per step. Where a gate sits near 0 "
             "or 1 its derivative $\\sigma' = \\sigma(1 - \\sigma)$ vanishes: {saturated}."),

@@ -295,3 +295,23 @@ def null_reason(result: Theory) -> str | None:
 def theory_reason(config: ExperimentConfig) -> str | None:
     """Why :func:`theory` is None for ``config``, or what the nulls in its JSON mean; None when neither."""
     return evaluate(config)[1]
+
+
+def late_slope(lags: np.ndarray, values: np.ndarray) -> float | None:
+    """The least-squares slope per step of ``values`` (L,) against ``lags`` (L,) over the last half of the lags
+    (k >= max k / 2, where the state has settled to its fixed-point statistics), finite points only; None with
+    fewer than two."""
+    lags, values = np.asarray(lags, dtype=float), np.asarray(values, dtype=float)
+    keep = (lags >= lags.max(initial=0.0) / 2) & np.isfinite(values)
+    if keep.sum() < 2 or np.ptp(lags[keep]) == 0:
+        return None
+    return float(np.polyfit(lags[keep], values[keep], 1)[0])
+
+
+def measured_rates(lags: np.ndarray, log10_spectral: np.ndarray, log10_frobenius: np.ndarray,
+                   n: int) -> tuple[np.ndarray, float | None, float | None]:
+    r"""What the theory is compared with, from a lag curve (L,): log10(\|\partial h_T/\partial h_{T-k}\|_F^2 / n)
+    per lag (the mean squared gradient, whose per-step growth mean-field theory calls \chi), its late slope
+    (beside log10 \chi), and the late slope of log10 \|\cdot\|_2 (beside the top Lyapunov exponent)."""
+    mean_square = 2.0 * np.asarray(log10_frobenius, dtype=float) - math.log10(n)
+    return mean_square, late_slope(lags, mean_square), late_slope(lags, log10_spectral)

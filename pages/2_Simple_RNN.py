@@ -75,6 +75,9 @@ with main:
                      + (r"\big(1 + \gamma\,\sigma_{\max}(W_{hh})\big)^{k}" if config.residual
                         else r"\big(\gamma\,\sigma_{\max}(W_{hh})\big)^{k}")))
 
+    st.subheader("Theory beside measurement: mean field and the Lyapunov spectrum")
+    ui.theory_section(report, result, view)
+
     st.subheader("One step: ‖J_k‖₂ beside 1")
     steps, step_norms = result.step_norms
     report.chart(plots.step_norms_figure(steps, step_norms, title="log10 ‖∂h_k/∂h_(k−1)‖₂ per step"),

@@ -64,7 +64,7 @@ def test_gated_page_words_match_the_cell(query, cell):
 def test_every_caption_condition_is_reachable_and_named_charts_exist():
     charts = {c.chart for c in CAPTIONS}
     view = {"cell": "rnn", "norm": "none", "residual": False, "gates": "input,forget,output", "bound": True,
-            "bound_base": "x", "saturated": "none"}
+            "bound_base": "x", "saturated": "none", "theory_note": "x"}
     for chart in charts - {"gated_lag", "gates", "intro"}:
         assert caption(chart, view)
     with pytest.raises(KeyError):

@@ -15,9 +15,11 @@ from .results import (PLOT_CONFIG, Report, analysis, certificate_text, lag_curve
                       overlay_column, overlay_curve, progress_bar, rnn_overlay)
 from .classroom import comparison_note, frame, heatmaps, presenting, share  # noqa: E402
 from .state import colour_limit, compared, config_sidebar, page_setup, view_settings  # noqa: E402
+from .theory import theory_section  # noqa: E402
 
 __all__ = ["PLOT_CONFIG", "Report", "analysis", "cached_run", "certificate_text", "colour_limit",
            "compared", "comparison_note", "config_sidebar", "finished_runs", "flow_chart", "frame", "heatmaps", "history",
            "lag_curve", "log10_metric", "loss_chart", "orthogonality_deviation", "overlay_column", "overlay_curve",
            "page_setup", "presenting",
-           "progress_bar", "rnn_overlay", "run_label", "share", "stopped_run", "train_prompt", "training", "view_settings"]
+           "progress_bar", "rnn_overlay", "run_label", "share", "stopped_run", "theory_section", "train_prompt", "training",
+           "view_settings"]

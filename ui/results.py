@@ -12,6 +12,7 @@ from explorer import limits
 from explorer.analysis import Analysis, analyze, auto_stride
 from explorer.analysis import lag_curve as _uncached_lag_curve
 from explorer.config import ExperimentConfig, TrainConfig
+from explorer.lyapunov import app_exponents
 from explorer.export import csv_bytes, file_name, file_stem, json_bytes, npz_bytes
 from explorer.text import ordinal
 
@@ -75,7 +76,7 @@ def shared(cached: Callable[..., Any], *args: Any, background: bool = False) -> 
 @st.cache_data(max_entries=2 * CACHE_ENTRIES, show_spinner=False)  # the ledger's count bound acts first
 def _cached_analysis(config: ExperimentConfig, stride: int) -> Analysis:
     update, clear = progress_bar("Multiplying Jacobians, all pairs of steps")
-    result = analyze(config, stride=stride, progress=update)
+    result = analyze(config, stride=stride, progress=update, lyapunov=app_exponents(config))
     clear()
     return result
 
