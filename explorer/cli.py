@@ -12,6 +12,7 @@ from typing import Sequence
 
 from . import backend
 from .config import SPECS, TRAIN_SPECS, ExperimentConfig, TrainConfig, check, describe
+from .registry import cell_type
 from .sweep import EXECUTORS, SWEEP_DEFAULTS
 
 
@@ -34,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = sub.add_parser("analyze", help="all-pairs Jacobian norms and the other views of one config")
     _add_fields(analyze, SPECS, model_defaults)
     analyze.add_argument("--stride", type=int, default=1, help="keep every stride-th time index in the map (default 1: all)")
+    analyze.add_argument("--lyapunov", type=int, default=0, metavar="K",
+                         help="also the top K Lyapunov exponents, log10 per step (default 0: off; the app uses 32)")
     analyze.add_argument("--json", action="store_true", help="print the full JSON contract (default: a summary)")
     train = sub.add_parser("train", help="train on a long-range task and record the gradient flow")
     train_model = TrainConfig().model.to_dict()
@@ -72,20 +75,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = ExperimentConfig(**_values(args, SPECS))
             if not 1 <= args.stride <= config.seq_len:
                 raise ValueError(f"stride must be in [1, seq_len={config.seq_len}], got {args.stride}")
+            states = config.hidden * cell_type(config.cell).state_units
+            if not 0 <= args.lyapunov <= states:
+                raise ValueError(f"lyapunov must be in [0, {states}] (the state's size), got {args.lyapunov}")
         else:
             model = TrainConfig().model.replace(**_values(args, {k: v for k, v in SPECS.items() if k != "lag"}))
             config = TrainConfig(model=model, **_values(args, TRAIN_SPECS))
     except (ValueError, TypeError) as err:
         parser.exit(2, f"{parser.prog} {args.command}: error: {err}\n")
     if args.command == "analyze":
-        return _analyze(config, args.stride, args.json)
+        return _analyze(config, args.stride, args.json, args.lyapunov)
     return _train(config, args.json)
 
 
-def _analyze(config: ExperimentConfig, stride: int, as_json: bool) -> int:
+def _analyze(config: ExperimentConfig, stride: int, as_json: bool, lyapunov: int = 0) -> int:
     from .analysis import analyze, to_json
 
-    result = analyze(config, stride=stride)
+    result = analyze(config, stride=stride, lyapunov=lyapunov)
     if as_json:
         json.dump(to_json(result), sys.stdout, allow_nan=False)
         sys.stdout.write("\n")
@@ -96,6 +102,10 @@ def _analyze(config: ExperimentConfig, stride: int, as_json: bool) -> int:
           f"{result.pairs.certified} certified to rtol {result.pairs.rtol:g}, {result.pairs.exact} by an eigen-solve")
     for k in sorted({1, 10, 50, 100, config.seq_len} & set(lags.tolist())):
         print(f"  log10 ||dh_T/dh_(T-{k})||_2 = {spec[list(lags).index(k)]:.4f}")
+    if result.theory is not None:
+        print(f"mean-field theory: log10 chi = {result.theory.log10_chi:.4f} per step, q* = {result.theory.q_star:.4g}")
+    if len(result.lyapunov):
+        print("Lyapunov exponents (log10 per step): " + ", ".join(f"{v:.4f}" for v in result.lyapunov))
     return 0
 
 

@@ -51,3 +51,18 @@ def test_the_json_carries_theory_and_the_exponents_asked_for():
     np.testing.assert_allclose(out["lyapunov"], [math.log10(0.9)] * 4, atol=1e-12)
     lstm = to_json(analyze(ExperimentConfig(cell="lstm", seq_len=20, hidden=8)))
     assert lstm["theory"] is None and "LSTM" in lstm["theory_note"] and lstm["lyapunov"] == []
+
+
+def test_the_command_line_asks_for_exponents_and_refuses_more_than_the_state_has():
+    import json
+    import subprocess
+    import sys
+
+    base = [sys.executable, "-m", "explorer", "analyze", "--activation", "linear", "--init", "orthogonal",
+            "--gain", "0.9", "--seq-len", "40", "--hidden", "6", "--dtype", "float64"]
+    out = json.loads(subprocess.run(base + ["--lyapunov", "6", "--json"], capture_output=True, text=True,
+                                    check=True).stdout)
+    np.testing.assert_allclose(out["lyapunov"], [math.log10(0.9)] * 6, atol=1e-12)
+    assert math.isclose(out["theory"]["log10_chi"], 2 * math.log10(0.9), rel_tol=1e-12)
+    bad = subprocess.run(base + ["--lyapunov", "7"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "lyapunov must be in [0, 6]" in bad.stderr and "Traceback" not in bad.stderr
