@@ -40,6 +40,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from .config import SPECS, ExperimentConfig, check, field_type, from_dict, quoted
+from .theory import slope
 
 VERSION = "sweep-1"  # part of every cache key: bump it when a row's numbers change
 MAX_ROWS = 4096  # rows of one sweep (64 x 64); each row is bounded by its config's own bounds
@@ -246,19 +247,6 @@ def log_frobenius_to_the_end(config: ExperimentConfig) -> tuple[np.ndarray, np.n
                     log_scale += math.log(norm) + logs[i]
             out[T - k + 1] = log_scale * LOG10E
     return np.arange(T + 1), out
-
-
-def slope(lags: np.ndarray, values: np.ndarray) -> float:
-    """The least-squares slope of ``values`` against ``lags``: NaN if any is NaN, -inf if any is -inf (an exact
-    zero: the gradient is gone), else finite."""
-    values = np.asarray(values, dtype=np.float64)
-    if np.isnan(values).any():
-        return math.nan
-    if np.isneginf(values).any():
-        return -math.inf
-    x = np.asarray(lags, dtype=np.float64)
-    x = x - x.mean()
-    return float(np.sum(x * (values - values.mean())) / np.sum(x * x))
 
 
 def fit_lags(seq_len: int) -> slice:

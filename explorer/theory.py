@@ -297,15 +297,27 @@ def theory_reason(config: ExperimentConfig) -> str | None:
     return evaluate(config)[1]
 
 
+def slope(lags: np.ndarray, values: np.ndarray) -> float:
+    """The least-squares slope of ``values`` against ``lags``: NaN if any is NaN (undefined: an overflow), -inf if
+    any is -inf (an exact zero: the gradient is gone), else finite."""
+    values = np.asarray(values, dtype=np.float64)
+    if np.isnan(values).any():
+        return math.nan
+    if np.isneginf(values).any():
+        return -math.inf
+    x = np.asarray(lags, dtype=np.float64)
+    x = x - x.mean()
+    return float(np.sum(x * (values - values.mean())) / np.sum(x * x))
+
+
 def late_slope(lags: np.ndarray, values: np.ndarray) -> float | None:
-    """The least-squares slope per step of ``values`` (L,) against ``lags`` (L,) over the last half of the lags
-    (k >= max k / 2, where the state has settled to its fixed-point statistics), finite points only; None with
-    fewer than two."""
-    lags, values = np.asarray(lags, dtype=float), np.asarray(values, dtype=float)
-    keep = (lags >= lags.max(initial=0.0) / 2) & np.isfinite(values)
-    if keep.sum() < 2 or np.ptp(lags[keep]) == 0:
+    """:func:`slope` over the last half of the lags (k >= floor(max k / 2), where the state has settled to its
+    fixed-point statistics); None with fewer than two such lags."""
+    lags = np.asarray(lags)
+    keep = lags >= int(lags.max(initial=0)) // 2
+    if keep.sum() < 2:
         return None
-    return float(np.polyfit(lags[keep], values[keep], 1)[0])
+    return slope(lags[keep], np.asarray(values)[keep])
 
 
 def measured_rates(lags: np.ndarray, log10_spectral: np.ndarray, log10_frobenius: np.ndarray,

@@ -66,3 +66,11 @@ def test_the_command_line_asks_for_exponents_and_refuses_more_than_the_state_has
     assert math.isclose(out["theory"]["log10_chi"], 2 * math.log10(0.9), rel_tol=1e-12)
     bad = subprocess.run(base + ["--lyapunov", "7"], capture_output=True, text=True)
     assert bad.returncode == 2 and "lyapunov must be in [0, 6]" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_past_an_overflow_the_measured_slope_and_the_exponents_read_undefined():
+    at = run("pages/2_Simple_RNN.py", {"activation": "relu", "init": "gaussian", "gain": "3", "seq_len": "400",
+                                       "hidden": "16"})
+    assert not at.exception
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["measured slope"] == "undefined" and shown["λ₁ (top Lyapunov exponent)"] == "undefined"

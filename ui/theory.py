@@ -14,7 +14,12 @@ from explorer.theory import measured_rates
 
 
 def _number(value: float | None, digits: int = 3) -> str:
-    return "—" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+    """A log10 figure as the metrics show it: undefined (NaN: past an overflow), −∞ (an exact zero), — (none)."""
+    if value is None:
+        return "—"
+    if math.isnan(value):
+        return "undefined"
+    return "−∞" if value == -math.inf else f"{value:.{digits}f}"
 
 
 def theory_section(report, result: Analysis, view: dict) -> None:
