@@ -105,6 +105,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "browser: drives Debian's Chromium (Playwright) against `streamlit run`")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``-n 2 --dist loadgroup``, pytest.ini) every browser test runs in one worker, one after
+    another, beside the other tests in the other: the browser tests share a server and wait on Chromium, the rest
+    compute."""
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.xdist_group("browser"))
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "app_page" in metafunc.fixturenames:
         metafunc.parametrize("app_page", PAGES, ids=[p.slug for p in PAGES])

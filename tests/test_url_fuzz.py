@@ -270,7 +270,7 @@ LONG = {"seed": "9" * 10_000, "init": "<script>" * 1250, "step": "9" * 10_000, "
         "hidden": "1e308", "seq_len": "1" * 10_000}
 
 
-@settings(max_examples=15, deadline=None, derandomize=True, database=None, report_multiple_bugs=False,
+@settings(max_examples=8, deadline=None, derandomize=True, database=None, report_multiple_bugs=False,
           suppress_health_check=list(HealthCheck))
 @given(query=queries())
 @example(query=EVERYTHING_BAD)
