@@ -55,8 +55,9 @@ with main:
                        help="The sum of the rows' own times (one thread each)")
         close = sweeps.agreement(result)
         if close is not None:
-            cols[2].metric("median |measured − theory|", f"{close[1]:.3f}",
-                           help=f"Decades per step, over the {close[0]} configs with |log10 χ| > 0.05")
+            cols[2].metric(f"theory within {close['tolerance']}", f"{close['held']} of {close['compared']}",
+                           help=f"Configs with |log10 χ| > {close['near_critical']} whose measured rate is within "
+                                f"{close['tolerance']} decades per step of log10 χ; the others are listed with why")
         where = "the LSTM's cell state" if result.sweep.quantity == sw.CELL else f"{base.activation} RNN"
         fig = plots.phase_diagram_figure(data["x"], data["y"], data["z"], x_label=data["x_label"],
                                          y_label=data["y_label"], quantity=data["quantity"], line=data["line"],
@@ -69,6 +70,8 @@ with main:
             explanation += ("The critical line comes from the theory's closed form with the nominal σ and the "
                             "input drive's second moment (each sweep cell's theory uses its own cell's weights).")
         event = sweeps.chart(report, fig, explanation, sweeps.downloads(report, result), key="phase_map")
+        if close is not None:
+            sweeps.exceptions_table(close)
         index = sweeps.clicked(result, event)
         if index is not None:
             sweeps.open_link(result, index)

@@ -254,3 +254,22 @@ def test_cli_bad_sweep_is_one_line_and_status_2(argv, words, capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1
+
+
+def test_the_agreement_report_counts_the_rows_that_hold_and_says_why_the_others_do_not():
+    from explorer.sweep import RATE, THEORY, Sweep, SweepResult, agreement, parse_axis
+
+    base = ExperimentConfig(**{**sw.SWEEP_DEFAULTS, "hidden": 32, "seq_len": 40, "input": "zeros"})
+    sweep = Sweep(base, (parse_axis("gain=1:2:2"), parse_axis("bias_std=0:0.4:2")))
+    values = [(0.05, 0.0), (0.301, 0.29), (0.62, 0.6), (0.41, 0.46)]  # (measured, theory) in grid order
+    rows = [{"gain": g, "bias_std": b, RATE: m, THEORY: t, "seconds": 0.0}
+            for (g, b), (m, t) in zip([(1.0, "0.0"), (1.0, "0.4"), (2.0, "0.0"), (2.0, "0.4")], values)]
+    report = agreement(SweepResult(sweep, rows))
+    # row 1: |log10 chi| <= 0.05, not compared; rows 2 and 3 hold (gaps 0.011, 0.02); row 4 misses (-0.05)
+    assert (report["compared"], report["held"]) == (3, 2)
+    [miss] = report["exceptions"]
+    assert (miss["gain"], miss["bias_std"]) == (2.0, "0.4") and abs(miss["difference"] + 0.05) < 1e-12
+    assert "finite n" in miss["why"]
+    pinned = agreement(SweepResult(sweep, [dict(r, **{RATE: r[THEORY] + 0.04}) for r in rows]))
+    assert any("state stays exactly 0" in e["why"] for e in pinned["exceptions"] if e["bias_std"] == "0.0")
+    assert SweepResult(sweep, rows).to_json()["agreement"] == report

@@ -199,8 +199,19 @@ def chart(report, fig, explanation: str, files: list, key: str) -> Any:
     return event
 
 
-def agreement(result: sw.SweepResult) -> tuple[int, float] | None:
-    """(rows with |log10 chi| > 0.05 and both numbers, the median |measured - theory| over them), or None."""
-    pairs = [(r.get(sw.RATE), r.get(sw.THEORY)) for r in result.rows]
-    gaps = [abs(m - t) for m, t in pairs if m is not None and t is not None and abs(t) > 0.05]
-    return (len(gaps), float(np.median(gaps))) if gaps else None
+def agreement(result: sw.SweepResult) -> dict | None:
+    """The library's comparison of measured rates with theory (:func:`explorer.sweep.agreement`), or None for the
+    LSTM's sweep or one where no row has both."""
+    if result.sweep.quantity != sw.RATE:
+        return None
+    report = sw.agreement(result)
+    return report if report["compared"] else None
+
+
+def exceptions_table(report: dict) -> None:
+    """The rows where theory and measurement differ by the tolerance or more, with why (an expander)."""
+    if not report["exceptions"]:
+        return
+    with st.expander(f"{len(report['exceptions'])} configs where |measured − theory| ≥ {report['tolerance']}: why"):
+        st.dataframe([{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
+                      for row in report["exceptions"]], hide_index=True, width="stretch")
