@@ -1,10 +1,12 @@
 """Opt-in timing of each page run on the server, for ``benchmarks/bench_classroom.py``: with
 ``EXPLORER_RUN_LOG=<file>`` set, every run of a page appends one JSON line to that file when the run ends::
 
-    {"page": "Simple RNN", "session": "<id>", "seconds": 0.41, "outcome": "success", "end": 1730000000.0}
+    {"page": "Simple RNN", "session": "<id>", "seconds": 0.41, "cpu_seconds": 0.38, "outcome": "with_success",
+     "end": 1730000000.0}
 
 ``seconds`` runs from :func:`start` (called by ``ui.page_setup``, the first line of every page) to the end of the
-run, as the session's ScriptRunner signals it (``SCRIPT_STOPPED_*``). Unset (the default), :func:`start` returns
+run, as the session's ScriptRunner signals it (``SCRIPT_STOPPED_*``); ``cpu_seconds`` is the script thread's CPU
+time over the same span (work the run hands to other threads, such as the Jacobian workers, is not in it). Unset (the default), :func:`start` returns
 at once and nothing else here runs.
 """
 from __future__ import annotations
@@ -29,9 +31,11 @@ def _on_event(runner: Any, event: Any = None, **_: Any) -> None:
         run = _open.pop(id(runner), None)
     if run is None:
         return
-    path, t0 = run.pop("path"), run.pop("t0")
+    path, t0, cpu0 = run.pop("path"), run.pop("t0"), run.pop("cpu0")
     outcome = name.removeprefix("SCRIPT_STOPPED_").lower()  # with_success, for_rerun, with_compile_error
-    line = json.dumps({**run, "seconds": round(time.perf_counter() - t0, 4), "outcome": outcome,
+    # the event comes from the script's own thread: its CPU time is this run's, whatever else shares the cores
+    line = json.dumps({**run, "seconds": round(time.perf_counter() - t0, 4),
+                       "cpu_seconds": round(time.thread_time() - cpu0, 4), "outcome": outcome,
                        "end": round(time.time(), 3)}) + "\n"
     try:
         with _lock, open(path, "a", encoding="utf-8") as log:
@@ -54,5 +58,6 @@ def start(page: str) -> None:
     if ctx is None or signal is None:
         return
     with _lock:
-        _open[id(runner)] = {"path": path, "t0": time.perf_counter(), "page": page, "session": ctx.session_id}
+        _open[id(runner)] = {"path": path, "t0": time.perf_counter(), "cpu0": time.thread_time(), "page": page,
+                             "session": ctx.session_id}
     signal.connect(_on_event)  # blinker: once per receiver; weak, and this module holds the function
