@@ -58,8 +58,9 @@ CAPTIONS: tuple[Caption, ...] = (
             "Mean-field theory treats $W_{{hh}}$ as a fresh random matrix at every step: the mean squared gradient "
             "then grows by $\\chi = \\sigma_w^2\\,\\mathbb{{E}}[g'(\\sqrt{{q^*}}z)^2]$ per step, with "
             "$\\sigma_w^2$, $\\sigma_b^2$ and the input's variance read from these very weights and inputs. "
-            "Compare the slopes after the first half of the lags, once the state's variance has settled to $q^*$; "
-            "with one fixed $W_{{hh}}$ of finite $n$ they differ by a few hundredths per step."),
+            "The dashed line has the theory's slope and passes through the measured curve's last half, where the state's "
+            "variance has settled to $q^*$ and the slopes are compared; with one fixed $W_{{hh}}$ of finite $n$ "
+            "they differ by a few hundredths per step."),
     Caption("theory", lambda view: not view.get("theory", False),
             "Measured only: {theory_note}"),
     Caption("lyapunov", _always,

@@ -320,6 +320,14 @@ def late_slope(lags: np.ndarray, values: np.ndarray) -> float | None:
     return slope(lags[keep], np.asarray(values)[keep])
 
 
+def late_anchor(lags: np.ndarray, values: np.ndarray) -> tuple[float, float]:
+    """(mean lag, mean value) over the lags :func:`late_slope` fits, finite values only; (0, 0) where none: the point
+    a line of the theory's slope is drawn through, so that the slopes compare where they are compared."""
+    lags, values = np.asarray(lags, dtype=float), np.asarray(values, dtype=float)
+    keep = (lags >= int(lags.max(initial=0)) // 2) & np.isfinite(values)
+    return (float(lags[keep].mean()), float(values[keep].mean())) if keep.any() else (0.0, 0.0)
+
+
 def measured_rates(lags: np.ndarray, log10_spectral: np.ndarray, log10_frobenius: np.ndarray,
                    n: int) -> tuple[np.ndarray, float | None, float | None]:
     r"""What the theory is compared with, from a lag curve (L,): log10(\|\partial h_T/\partial h_{T-k}\|_F^2 / n)

@@ -10,7 +10,7 @@ import streamlit as st
 from explorer import plots
 from explorer.analysis import Analysis
 from explorer.text import caption
-from explorer.theory import measured_rates
+from explorer.theory import late_anchor, measured_rates
 
 
 def _number(value: float | None, digits: int = 3) -> str:
@@ -46,12 +46,13 @@ def theory_section(report, result: Analysis, view: dict) -> None:
         st.info(f"Mean-field theory: {result.theory_note}", icon="ℹ️")
     left, right = st.columns(2)
     with left:
-        fig = plots.mean_field_figure(lags, mean_square, log10_chi, title="Mean squared gradient against the theory")
+        anchor = late_anchor(lags, mean_square)
+        fig = plots.mean_field_figure(lags, mean_square, log10_chi, title="Mean squared gradient against the theory",
+                                      anchor=anchor)
+        line = anchor[1] + (lags - anchor[0]) * log10_chi if log10_chi is not None else np.full(len(lags), np.nan)
         report.chart(fig, caption("theory", view),
                      [report.csv("mean square (CSV)", "mean_field",
-                                 {"lag": lags, "log10_mean_square": mean_square,
-                                  "theory_k_log10_chi": lags * log10_chi if log10_chi is not None
-                                  else np.full(len(lags), np.nan)})],
+                                 {"lag": lags, "log10_mean_square": mean_square, "theory_line": line})],
                      key="theory", latex=r"\frac{1}{n}\Big\|\frac{\partial h_T}{\partial h_{T-k}}\Big\|_F^2 \approx \chi^k,"
                                          r"\quad \chi = \sigma_w^2\,\mathbb{E}_z\big[g'(\sqrt{q^*}z)^2\big]")
     with right:
