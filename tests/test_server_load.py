@@ -34,7 +34,9 @@ def test_a_training_run_whose_tab_closes_stops_within_seconds(logged_server, chr
     page.goto(f"{base_url}/Training_Lab?steps=4000&seed=41", timeout=90_000)
     page.locator(IDLE).wait_for(state="attached", timeout=90_000)
     page.get_by_role("button", name="▶ Train").click()
-    page.get_by_text("step 50 /").first.wait_for(timeout=90_000)  # training, past its first records
+    # training, past its first records (the text changes at every record: match any step from 50 on, not one)
+    page.wait_for_function("""() => { const m = document.body.innerText.match(/step (\\d+) \\/ 4000/);
+                                      return m !== null && Number(m[1]) >= 50; }""", timeout=90_000)
     before = len([r for r in runs(log) if r["page"] == "Training Lab"])
     context.close()
     closed = time.time()
