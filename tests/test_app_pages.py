@@ -145,3 +145,11 @@ def test_batch_widget_is_bounded_by_the_size_it_runs_at(simple_rnn_page):
     ran = int(at.query_params["seq_len"])  # this deployment's budget may lower T (explorer.limits), never below
     assert widget.value == 16 and widget.max == max_batch(ran, 512) >= 16 and widget.min == 2
     assert any(w.startswith("batch must be in [2, 16]") for w in warning_texts(at)), warning_texts(at)
+
+
+def test_a_narrowed_field_hidden_for_the_cell_is_left_alone():
+    from ui.state import _pin
+
+    assert _pin({"hidden": 8}, {"init": "gaussian"}, {"activation": ("tanh", "relu")}) == {"hidden": 8,
+                                                                                        "init": "gaussian"}
+    assert _pin({"activation": "sigmoid"}, {}, {"activation": ("tanh", "relu")}) == {"activation": "tanh"}

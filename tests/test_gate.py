@@ -206,3 +206,4 @@ def test_a_long_run_shares_its_turn_with_those_queued_behind_it():
     first.join(5)
     second.join(5)
     assert order == ["training starts", "analysis", "training goes on"] and gate.load() == (0, 0)
+

@@ -51,10 +51,11 @@ def _widget(name: str, key: str, values: dict[str, Any], options: Sequence[str] 
 
 
 def _pin(values: dict[str, Any], fixed: dict[str, Any], choices: dict[str, Sequence[str]]) -> dict[str, Any]:
-    """The page's pinned fields, and its narrowed choices (an outside value falls back to the first)."""
+    """The page's pinned fields, and its narrowed choices (an outside value falls back to the first); a narrowed
+    field absent from ``values`` (hidden for this cell, so no widget changed it) stays absent."""
     values = {**values, **fixed}
     for name, allowed in choices.items():
-        if values[name] not in allowed:
+        if name in values and values[name] not in allowed:
             values[name] = allowed[0]
     return values
 
