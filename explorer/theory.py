@@ -310,11 +310,16 @@ def slope(lags: np.ndarray, values: np.ndarray) -> float:
     return float(np.sum(x * (values - values.mean())) / np.sum(x * x))
 
 
+def _late(lags: np.ndarray) -> np.ndarray:
+    """The last half of the lags, k >= floor(max k / 2): where the state has settled and slopes are compared."""
+    return lags >= int(lags.max(initial=0)) // 2
+
+
 def late_slope(lags: np.ndarray, values: np.ndarray) -> float | None:
     """:func:`slope` over the last half of the lags (k >= floor(max k / 2), where the state has settled to its
     fixed-point statistics); None with fewer than two such lags."""
     lags = np.asarray(lags)
-    keep = lags >= int(lags.max(initial=0)) // 2
+    keep = _late(lags)
     if keep.sum() < 2:
         return None
     return slope(lags[keep], np.asarray(values)[keep])
@@ -324,7 +329,7 @@ def late_anchor(lags: np.ndarray, values: np.ndarray) -> tuple[float, float]:
     """(mean lag, mean value) over the lags :func:`late_slope` fits, finite values only; (0, 0) where none: the point
     a line of the theory's slope is drawn through, so that the slopes compare where they are compared."""
     lags, values = np.asarray(lags, dtype=float), np.asarray(values, dtype=float)
-    keep = (lags >= int(lags.max(initial=0)) // 2) & np.isfinite(values)
+    keep = _late(lags) & np.isfinite(values)
     return (float(lags[keep].mean()), float(values[keep].mean())) if keep.any() else (0.0, 0.0)
 
 

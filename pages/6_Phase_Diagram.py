@@ -69,7 +69,7 @@ with main:
         if data["line"] is not None:
             explanation += ("The critical line comes from the theory's closed form with the nominal σ and the "
                             "input drive's second moment (each sweep cell's theory uses its own cell's weights).")
-        event = sweeps.chart(report, fig, explanation, sweeps.downloads(report, result), key="phase_map")
+        event = report.chart(fig, explanation, sweeps.downloads(report, result), key="phase_map", selectable=True)
         if close is not None:
             sweeps.exceptions_table(close)
         index = sweeps.clicked(result, event)

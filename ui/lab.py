@@ -12,7 +12,7 @@ from explorer import limits, plots
 from explorer.config import TrainConfig
 from explorer.registry import cell_type
 
-from .results import GATE, PLOT_CONFIG, queue_notice
+from .results import PLOT_CONFIG, turn
 
 
 
@@ -164,13 +164,8 @@ def training(config: TrainConfig, start: bool):
         if config in finished_runs():  # cached: no turn in the line
             result = _cached_training(config, _stopped=stopped)
         else:
-            show, clear = queue_notice()
-            try:
-                with GATE.slot(on_wait=show):
-                    clear()
-                    result = _cached_training(config, _stopped=stopped, _share_turn=GATE.share_turn)
-            finally:
-                clear()
+            with turn() as gate:
+                result = _cached_training(config, _stopped=stopped, _share_turn=gate.share_turn)
     else:
         result = cached_run(config)
         if result is None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import streamlit as st
@@ -54,6 +55,21 @@ def queue_notice() -> tuple[Callable[[int], None], Callable[[], None]]:
     return show, lambda: holder and holder[0].empty()
 
 
+@contextmanager
+def turn(background: bool = False) -> Iterator[Gate]:
+    """A turn at the server's gate for a new computation, yielding the gate (a long run shares its turn with
+    ``gate.share_turn``). A visitor who waits sees the line's message; the tour's computing-ahead (``background``)
+    waits silently behind every visitor."""
+    gate = GATE
+    show, clear = (None, lambda: None) if background else queue_notice()
+    try:
+        with gate.slot(on_wait=show, priority=BACKGROUND if background else VISITOR):
+            clear()
+            yield gate
+    finally:
+        clear()
+
+
 def shared(cached: Callable[..., Any], *args: Any, background: bool = False) -> Any:
     """``cached(*args)``, a ``st.cache_data`` function of this module, through the gate when its result is not
     cached yet (queued, with a message, behind the computations already running), then entered in the ledger;
@@ -61,13 +77,8 @@ def shared(cached: Callable[..., Any], *args: Any, background: bool = False) -> 
     key = (cached.__name__, args)
     if key in LEDGER:
         return cached(*args)
-    show, clear = (None, lambda: None) if background else queue_notice()
-    try:
-        with GATE.slot(on_wait=show, priority=BACKGROUND if background else VISITOR):
-            clear()
-            result = cached(*args)
-    finally:
-        clear()
+    with turn(background):
+        result = cached(*args)
     for name, old in LEDGER.add(key, nbytes(result)):
         _CACHES[name].clear(*old)
     return result
@@ -170,6 +181,7 @@ def certificate_text(result: Analysis) -> str:
             "by an exact eigen-solve. Frobenius norms are exact.")
 
 
+MIME = {"csv": "text/csv", "json": "application/json"}  # by a file's extension; anything else is octet-stream
 Download = tuple[str, "bytes | Callable[[], bytes]", str]  # (button label, the bytes or their maker, file name)
 
 
@@ -191,24 +203,26 @@ class Report:
         """Made when the button is clicked: compressing large maps on every rerun took seconds."""
         return label, lambda: npz_bytes(config=self.config, **arrays()), file_name(self.config, quantity, "npz")
 
-    def chart(self, fig, explanation: str, downloads: Sequence[Download], key: str, latex: str | None = None) -> None:
-        """A chart, a sentence or two on what to look for, its equation, and its data as downloads."""
+    def chart(self, fig, explanation: str, downloads: Sequence[Download], key: str, latex: str | None = None,
+              selectable: bool = False) -> Any:
+        """A chart, a sentence or two on what to look for, its equation, and its data as downloads. ``selectable``:
+        clicking a point reruns the page, and the selection event is returned (else None)."""
         from .classroom import presenting, style
 
         image = {**PLOT_CONFIG["toImageButtonOptions"], "filename": file_stem(self.config) + "_" + key,
                  "format": view_settings(self.page)["image"]}
-        st.plotly_chart(style(fig, self.page), width="stretch", config={**PLOT_CONFIG, "toImageButtonOptions": image},
-                        key=key)
+        select = dict(on_select="rerun", selection_mode="points") if selectable else {}
+        event = st.plotly_chart(style(fig, self.page), width="stretch",
+                                config={**PLOT_CONFIG, "toImageButtonOptions": image}, key=key, **select)
         st.markdown(explanation)
         if latex:
             st.latex(latex)
-        if presenting(self.page):  # no controls on a projector
-            return
-        row = st.container(horizontal=True, wrap=True)
-        for text, data, name in downloads:
-            mime = "text/csv" if name.endswith(".csv") else "application/octet-stream"
-            row.download_button(f"⬇ {text}", data, file_name=name, mime=mime, key=f"dl_{key}_{name}",
-                                on_click="ignore")
+        if not presenting(self.page):  # no controls on a projector
+            row = st.container(horizontal=True, wrap=True)
+            for text, data, name in downloads:
+                row.download_button(f"⬇ {text}", data, file_name=name, mime=MIME.get(name.rsplit(".", 1)[-1],
+                                    "application/octet-stream"), key=f"dl_{key}_{name}", on_click="ignore")
+        return event if selectable else None
 
     def config_download(self) -> None:
         st.sidebar.download_button("⬇ config (JSON)", json_bytes(self.config.to_dict()),

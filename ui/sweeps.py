@@ -11,12 +11,11 @@ import streamlit as st
 from explorer import limits
 from explorer import sweep as sw
 from explorer.config import ExperimentConfig, fit, to_query
-from explorer.export import csv_bytes, file_name, file_stem, json_bytes
+from explorer.export import csv_bytes, file_name, json_bytes
 from explorer.registry import cell_type
 
 from . import results
-from .results import PLOT_CONFIG, progress_bar, shared
-from .state import view_settings
+from .results import progress_bar, shared
 
 MAX_POINTS = 15  # values per axis the page sweeps
 MAX_HIDDEN, MAX_SEQ_LEN = 128, 200  # the page's n and T (the command line has the config's own bounds)
@@ -178,25 +177,6 @@ def downloads(report, result: sw.SweepResult) -> list:
     base = result.sweep.base
     return [("rows (CSV)", csv_bytes(columns, config=base), file_name(base, "sweep", "csv")),
             ("sweep (JSON)", json_bytes(result.to_json()), file_name(base, "sweep", "json"))]
-
-
-def chart(report, fig, explanation: str, files: list, key: str) -> Any:
-    """A clickable chart (point selection reruns the page), its explanation and its data, as ``Report.chart``
-    draws a chart; returns the selection event."""
-    from .classroom import presenting, style
-
-    image = {**PLOT_CONFIG["toImageButtonOptions"], "filename": file_stem(report.config) + "_" + key,
-             "format": view_settings(report.page)["image"]}
-    event = st.plotly_chart(style(fig, report.page), width="stretch", key=key, on_select="rerun",
-                            selection_mode="points", config={**PLOT_CONFIG, "toImageButtonOptions": image})
-    st.markdown(explanation)
-    if not presenting(report.page):
-        row = st.container(horizontal=True, wrap=True)
-        for text, data, name in files:
-            mime = "text/csv" if name.endswith(".csv") else "application/json"
-            row.download_button(f"⬇ {text}", data, file_name=name, mime=mime, key=f"dl_{key}_{name}",
-                                on_click="ignore")
-    return event
 
 
 def agreement(result: sw.SweepResult) -> dict | None:

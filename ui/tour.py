@@ -12,8 +12,7 @@ from explorer import plots
 from explorer.config import VIEW_DEFAULTS, TrainConfig, quoted, to_query, view_from_query
 from explorer.registry import cell_type
 
-from .gate import BACKGROUND
-from .results import GATE
+from .results import turn
 from .state import PageState
 
 PAGE = "tour"
@@ -131,7 +130,7 @@ def compute_ahead(number: int) -> None:
 
         def work() -> None:
             try:
-                with GATE.slot(priority=BACKGROUND):  # a visitor's own computation goes first
+                with turn(background=True):  # a visitor's own computation goes first
                     result = compute(STEPS[following - 1])
             except Exception:  # the step's own visit computes it again and shows what went wrong
                 with _AHEAD_LOCK:
