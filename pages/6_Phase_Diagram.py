@@ -17,7 +17,7 @@ report = ui.Report(config, "phase")
 report.config_download()
 sweep = sweeps.sweep_of(config)
 lstm = config.cell == "lstm"
-intro, main = ui.frame("phase", "Phase diagram: order, chaos and the edge between")
+intro, main = ui.frame("phase", "Phase diagram: order and chaos")
 with intro:
     if lstm:
         st.markdown("Each cell is one LSTM: its forget-gate bias $b_f$ and its length $T$. The colour is the "

@@ -19,7 +19,7 @@ def test_the_page_draws_k_log10_chi_beside_the_mean_square_and_the_exponents_bes
     at = run("pages/2_Simple_RNN.py", LINEAR)
     assert not at.exception
     expected = 2 * math.log10(0.9)  # chi = sigma_w^2 = gain^2 for a linear cell
-    [figure] = titled(at, "Mean squared gradient")
+    [figure] = titled(at, "Mean square vs theory")
     measured, theory = figure["data"]
     lags = array(theory["x"])
     np.testing.assert_allclose(array(theory["y"]), lags * expected, atol=1e-12)
@@ -38,7 +38,7 @@ def test_where_the_theory_does_not_apply_the_page_says_why_and_still_measures():
     at = run("pages/2_Simple_RNN.py", {"norm": "layer"})
     assert not at.exception
     assert any("Mean-field theory: With layer norm" in str(i.value) for i in at.info)
-    [figure] = titled(at, "Mean squared gradient")
+    [figure] = titled(at, "Mean square vs theory")
     assert len(figure["data"]) == 1  # measured only
     assert titled(at, "Top 32 Lyapunov exponents") or titled(at, "Top 8 Lyapunov exponents")
 

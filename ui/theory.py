@@ -30,7 +30,7 @@ def theory_section(report, result: Analysis, view: dict) -> None:
     mean_square, slope, spectral_slope = measured_rates(lags, spec, fro, config.hidden)
     log10_chi = theory.log10_chi if theory is not None else None
     view = {**view, "theory": theory is not None, "theory_note": result.theory_note or ""}
-    cols = st.columns(4)
+    cols = [c for row in (st.columns(2), st.columns(2)) for c in row]  # four across are cut short at 1024 px
     cols[0].metric("log10 χ (theory)", _number(log10_chi), help="Mean-field growth per step of ‖∂h_T/∂h_(T−k)‖_F²/n")
     cols[1].metric("measured slope", _number(slope), help="Least-squares slope per step over the last half of the lags")
     if theory is None:
@@ -47,7 +47,7 @@ def theory_section(report, result: Analysis, view: dict) -> None:
     left, right = st.columns(2)
     with left:
         anchor = late_anchor(lags, mean_square)
-        fig = plots.mean_field_figure(lags, mean_square, log10_chi, title="Mean squared gradient against the theory",
+        fig = plots.mean_field_figure(lags, mean_square, log10_chi, title="Mean square vs theory",
                                       anchor=anchor)
         line = anchor[1] + (lags - anchor[0]) * log10_chi if log10_chi is not None else np.full(len(lags), np.nan)
         report.chart(fig, caption("theory", view),
