@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -58,6 +58,7 @@ class Analysis:
     lyapunov: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (K,) top exponents, log10 per step; NaN: undefined
     warnings: list[str] = field(default_factory=list)  # what went wrong in the arithmetic, for the reader
     seconds: float = 0.0
+    source: dict[str, Any] | None = None  # a loaded model's file (explorer.weights): its sha256, layer, direction
 
     @property
     def undefined_from(self) -> int | None:
@@ -141,14 +142,17 @@ def contributions(cell: RecurrentCell, trace: Trace, deltas: torch.Tensor, log_n
 
 
 def analyze(config: ExperimentConfig, *, stride: int = 1, device: torch.device | str | None = None,
-            progress: Callable[[float], None] | None = None, lyapunov: int = 0) -> Analysis:
-    """Build the seeded cell, run it on the seeded input and compute every view; with ``lyapunov`` = K > 0 also
-    the top K Lyapunov exponents of the whole sequence's product (:mod:`explorer.lyapunov`).
+            progress: Callable[[float], None] | None = None, lyapunov: int = 0,
+            files: Mapping[str, bytes] | None = None) -> Analysis:
+    """Build the seeded cell (or load the trained one ``config.weights`` names, :mod:`explorer.weights`), run it on
+    the seeded input (or the uploaded sequence) and compute every view; with ``lyapunov`` = K > 0 also the top K
+    Lyapunov exponents of the whole sequence's product (:mod:`explorer.lyapunov`). ``files`` maps a loaded file's
+    ``sha256:<hex>`` to its bytes (held in memory only). ``Analysis.config`` is the config fitted to the file.
 
     Runs on ``backend.THREADS`` intra-op threads whatever thread calls it (OpenMP's thread
     count is per thread: a Streamlit script thread would otherwise get one)."""
     with backend.threads(backend.THREADS):
-        return _analyze(config, stride, device, progress, lyapunov)
+        return _analyze(config, stride, device, progress, lyapunov, files)
 
 
 def undefined_from(cell: RecurrentCell, trace: Trace) -> int | None:
@@ -178,23 +182,49 @@ def _first_sequence_jacobians(cell: RecurrentCell, trace: Trace, undefined: int 
     return jac
 
 
-def _traced(config: ExperimentConfig, device) -> tuple[RecurrentCell, torch.Tensor, Trace]:
-    """The seeded cell (set up for analysis) on ``device`` (None: the backend's), its inputs and its forward pass."""
+@dataclass
+class Traced:
+    """A cell set up for analysis, its inputs (T, B, d_layer), its forward pass, the config it fits (a loaded
+    file's fields filled in) and the file it came from (None: the seeded init)."""
+
+    cell: RecurrentCell
+    x: torch.Tensor
+    trace: Trace
+    config: ExperimentConfig
+    source: dict[str, Any] | None = None
+
+
+def traced(config: ExperimentConfig, device=None, files: Mapping[str, bytes] | None = None) -> Traced:
+    """The seeded cell, or the trained one ``config.weights`` names (:func:`explorer.weights.load`), on ``device``
+    (None: the backend's), its inputs (through a file's lower layers, reversed for the reverse direction) and its
+    forward pass. Raises :class:`explorer.weights.WeightsError` for a file that does not load."""
     device = torch.device(device) if device is not None else backend.device()
-    cell = build_cell(config, device)
+    loaded = None
+    if config.weights:
+        from .weights import load
+
+        loaded = load(config, files)
+        config = loaded.config
+        cell = loaded.build(device)
+    else:
+        cell = build_cell(config, device)
     cell.frozen_statistics = True  # batch norm: one Jacobian per sequence (see SimpleRNN)
     cell.requires_grad_(False)  # differentiated w.r.t. states and input drives only, never the weights
-    x = make_inputs(config, config.batch if config.norm == "batch" else 1, device)
+    x = make_inputs(config, config.batch if config.norm == "batch" else 1, device, files)
+    if loaded is not None:
+        x = loaded.layer_inputs(x)
     with torch.no_grad():
-        return cell, x, cell.run(x)
+        return Traced(cell, x, cell.run(x), config, None if loaded is None else loaded.source)
 
 
 def lag_curve(config: ExperimentConfig, *, stride: int = 1, device: torch.device | str | None = None,
-              progress: Callable[[float], None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              progress: Callable[[float], None] | None = None, files: Mapping[str, bytes] | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``analyze(config, stride=stride).lag_curve()`` without the rest of the analysis: the last
     column of the map only (:func:`~explorer.jacobian.to_the_end`), e.g. for an overlay."""
     with backend.threads(backend.THREADS):
-        cell, _, trace = _traced(config, device)
+        run = traced(config, device, files)
+        cell, trace, config = run.cell, run.trace, run.config
         undefined = undefined_from(cell, trace)
         lags, spec, fro = to_the_end(_first_sequence_jacobians(cell, trace, undefined), config.seq_len,
                                      cell.state_size, stride=stride, rtol=_rtol(config), dtype=trace.z.dtype,
@@ -262,9 +292,11 @@ def _diagonal_chain(cell: RecurrentCell, trace: Trace, config: ExperimentConfig,
     return pairs, (deltas, log_norms), singular, diagonal.step_norms(log_moduli, grid[1:])
 
 
-def _analyze(config: ExperimentConfig, stride: int, device, progress, lyapunov: int = 0) -> Analysis:
+def _analyze(config: ExperimentConfig, stride: int, device, progress, lyapunov: int = 0,
+             files: Mapping[str, bytes] | None = None) -> Analysis:
     t0 = time.perf_counter()
-    cell, x, trace = _traced(config, device)
+    run = traced(config, device, files)
+    cell, x, trace, config = run.cell, run.x, run.trace, run.config
     overflow, undefined = trace.first_nonfinite(), undefined_from(cell, trace)
     T, lag = config.seq_len, config.lag
     chain = _diagonal_chain if cell_type(config.cell).jacobian == "diagonal" else _dense_chain
@@ -318,6 +350,7 @@ def _analyze(config: ExperimentConfig, stride: int, device, progress, lyapunov: 
         lyapunov=exponents,
         warnings=warnings,
         seconds=time.perf_counter() - t0,
+        source=run.source,
     )
 
 
@@ -402,6 +435,8 @@ NULL_MEANS = {
     "lyapunov": ("A null exponent is undefined (the forward pass overflowed: every average over the whole sequence "
                  "includes an undefined Jacobian) or -inf (an exactly rank-deficient product, e.g. every relu off at a "
                  "step). The list is empty unless asked for (--lyapunov K)."),
+    "source": ("source is null for the seeded init the config describes; for a loaded model it names the file "
+               "(weights: its sha256 or the shipped example, sha256, prefix, layer, direction, module)."),
     "bound_log10_rate": ("null where the bound does not apply (normalised or gated cells), or, with "
                          "bound_exact_zero true, where W_hh = 0 makes it exactly zero (log10 = -inf)."),
 }
@@ -453,5 +488,6 @@ def to_json(result: Analysis) -> dict[str, Any]:
     out["theory"] = None if result.theory is None else result.theory.to_json()
     out["theory_note"] = result.theory_note
     out["lyapunov"] = lyapunov_json(result.lyapunov)
+    out["source"] = result.source
     out["null_means"] = NULL_MEANS
     return out

@@ -12,6 +12,10 @@ from typing import Sequence
 
 from . import backend
 from .config import SPECS, TRAIN_SPECS, ExperimentConfig, TrainConfig, check, describe
+
+FILE_FLAGS = ("weights", "input_file")  # given as files (--weights FILE, --inputs FILE), never as hashes
+SOURCE = FILE_FLAGS + ("layer", "direction", "prefix")  # only analyze loads a model
+SEEDED_SPECS = {k: v for k, v in SPECS.items() if k not in SOURCE}
 from .registry import cell_type
 from .sweep import EXECUTORS, SWEEP_DEFAULTS
 
@@ -33,21 +37,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     model_defaults = ExperimentConfig().to_dict()
     analyze = sub.add_parser("analyze", help="all-pairs Jacobian norms and the other views of one config")
-    _add_fields(analyze, SPECS, model_defaults)
+    _add_fields(analyze, {k: v for k, v in SPECS.items() if k not in FILE_FLAGS}, model_defaults)
+    analyze.add_argument("--weights", dest="weights_file", default=None, metavar="FILE",
+                         help="a trained torch.nn.RNN/LSTM/GRU state dict (safetensors, or torch.save read with "
+                              "weights_only=True), or a shipped example's name; the file decides the cell and n")
+    analyze.add_argument("--inputs", dest="inputs_file", default=None, metavar="FILE",
+                         help="an input sequence, T x d (CSV or NPY); T becomes seq_len")
     analyze.add_argument("--stride", type=int, default=1, help="keep every stride-th time index in the map (default 1: all)")
     analyze.add_argument("--lyapunov", type=int, default=0, metavar="K",
                          help="also the top K Lyapunov exponents, log10 per step (default 0: off; the app uses 32)")
     analyze.add_argument("--json", action="store_true", help="print the full JSON contract (default: a summary)")
     train = sub.add_parser("train", help="train on a long-range task and record the gradient flow")
     train_model = TrainConfig().model.to_dict()
-    _add_fields(train, {k: v for k, v in SPECS.items() if k not in ("lag",)}, train_model)
+    _add_fields(train, {k: v for k, v in SEEDED_SPECS.items() if k not in ("lag",)}, train_model)
     _add_fields(train, TRAIN_SPECS, TrainConfig().to_dict())
     train.add_argument("--json", action="store_true", help="print the full JSON (default: a summary)")
+    train.add_argument("--save", default=None, metavar="FILE",
+                       help="write the final weights as safetensors (the analysis opens them with --weights FILE)")
     sweep = sub.add_parser("sweep", help="one measured number per config over a grid of configs (explorer.sweep)",
                            description="Rows in grid order (the last --sweep varies fastest), each cached on disk "
                                        "by its config ($EXPLORER_CACHE_DIR or ~/.cache/rnn-gradient-explorer).")
     sweep_defaults = {**model_defaults, **SWEEP_DEFAULTS}
-    _add_fields(sweep, SPECS, sweep_defaults)
+    _add_fields(sweep, SEEDED_SPECS, sweep_defaults)
     sweep.add_argument("--sweep", dest="axes", action="append", default=[], metavar="FIELD=LO:HI:N",
                        help="an axis: N values from LO to HI of a numeric field (repeat for more axes)")
     sweep.add_argument("--executor", choices=EXECUTORS, default="local",
@@ -72,26 +83,69 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sweep":
             return _sweep(parser, args)
         if args.command == "analyze":
-            config = ExperimentConfig(**_values(args, SPECS))
+            config, files = _loaded(args)
             if not 1 <= args.stride <= config.seq_len:
                 raise ValueError(f"stride must be in [1, seq_len={config.seq_len}], got {args.stride}")
             states = config.hidden * cell_type(config.cell).state_units
             if not 0 <= args.lyapunov <= states:
                 raise ValueError(f"lyapunov must be in [0, {states}] (the state's size), got {args.lyapunov}")
         else:
-            model = TrainConfig().model.replace(**_values(args, {k: v for k, v in SPECS.items() if k != "lag"}))
+            model = TrainConfig().model.replace(**_values(args, {k: v for k, v in SEEDED_SPECS.items() if k != "lag"}))
             config = TrainConfig(model=model, **_values(args, TRAIN_SPECS))
     except (ValueError, TypeError) as err:
         parser.exit(2, f"{parser.prog} {args.command}: error: {err}\n")
     if args.command == "analyze":
-        return _analyze(config, args.stride, args.json, args.lyapunov)
-    return _train(config, args.json)
+        return _analyze(config, args.stride, args.json, args.lyapunov, files)
+    return _train(config, args.json, args.save)
 
 
-def _analyze(config: ExperimentConfig, stride: int, as_json: bool, lyapunov: int = 0) -> int:
+def _read(path: str, flag: str) -> bytes:
+    """A file's bytes, its size checked before it is read (explorer.weights.max_bytes)."""
+    import os
+
+    from .weights import WeightsError, max_bytes
+
+    try:
+        size = os.path.getsize(path)
+        if size > max_bytes():
+            raise WeightsError(f"{flag} {path}: {size / 2**20:.1f} MB, over the limit of {max_bytes() / 2**20:.0f} MB "
+                               "(EXPLORER_MAX_UPLOAD_MB)")
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as err:
+        raise ValueError(f"{flag} {path}: {err.strerror or err}") from None
+
+
+def _loaded(args: argparse.Namespace) -> tuple[ExperimentConfig, dict[str, bytes]]:
+    """The analysis's config, with ``--weights`` and ``--inputs`` read (every problem a ValueError, one line)."""
+    import os
+
+    from .weights import EXAMPLES, digest, load, sequence_config
+
+    values, files = _values(args, {k: v for k, v in SPECS.items() if k not in FILE_FLAGS}), {}
+    if args.weights_file:
+        if args.weights_file in EXAMPLES and not os.path.exists(args.weights_file):
+            values["weights"] = args.weights_file
+        else:
+            data = _read(args.weights_file, "--weights")
+            values["weights"] = digest(data)
+            files[values["weights"]] = data
+    config = ExperimentConfig(**values)
+    if config.weights:  # an explicit --cell is a check on the file; the file decides the rest
+        cells = (config.cell,) if args.cell is not None else None
+        config = load(config, files, os.path.basename(args.weights_file), cells=cells).config
+    if args.inputs_file:
+        data = _read(args.inputs_file, "--inputs")
+        config, _ = sequence_config(config, data, os.path.basename(args.inputs_file))
+        files[config.input_file] = data
+    return config, files
+
+
+def _analyze(config: ExperimentConfig, stride: int, as_json: bool, lyapunov: int = 0,
+             files: dict[str, bytes] | None = None) -> int:
     from .analysis import analyze, to_json
 
-    result = analyze(config, stride=stride, lyapunov=lyapunov)
+    result = analyze(config, stride=stride, lyapunov=lyapunov, files=files)
     if as_json:
         json.dump(to_json(result), sys.stdout, allow_nan=False)
         sys.stdout.write("\n")
@@ -178,7 +232,7 @@ class _Bar:
         sys.stderr.flush()
 
 
-def _train(config: TrainConfig, as_json: bool) -> int:
+def _train(config: TrainConfig, as_json: bool, save: str | None = None) -> int:
     try:
         from .train import train, train_to_json
     except ImportError as err:  # pragma: no cover
@@ -189,6 +243,15 @@ def _train(config: TrainConfig, as_json: bool) -> int:
     except ValueError as err:
         print(f"python -m explorer train: error: {err}", file=sys.stderr)
         return 2
+    if save:
+        from .weights import lab_file
+
+        try:
+            with open(save, "wb") as handle:
+                handle.write(lab_file(result))
+        except OSError as err:
+            print(f"python -m explorer train: error: --save {save}: {err.strerror or err}", file=sys.stderr)
+            return 2
     if as_json:
         json.dump(train_to_json(result), sys.stdout, allow_nan=False)
         sys.stdout.write("\n")

@@ -20,7 +20,7 @@ from .registry import CELL_TYPES, cell_type
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
 INITS = ("pytorch", "gaussian", "xavier_uniform", "xavier_normal", "kaiming", "orthogonal", "identity")
-INPUTS = ("gaussian", "zeros", "sine")
+INPUTS = ("gaussian", "zeros", "sine", "file")
 DTYPES = ("float32", "float64")
 GATE_STAGES = ("input", "input,output", "input,forget,output")
 NORMS = ("none", "layer", "batch")
@@ -50,6 +50,7 @@ class Spec:
     # a tighter upper bound that depends on other fields (None where none applies), and why
     hi_for: Callable[[Values], int | None] | None = None
     hi_reason: Callable[[Values], str] | None = None
+    pattern: str | None = None  # a str field must match this regular expression in full
 
     def shown(self, values: Values) -> bool:
         return self.visible_if is None or bool(self.visible_if(values))
@@ -84,6 +85,12 @@ class ExperimentConfig:
     r_min: float = 0.9  # LRU: |lambda| drawn uniformly on the ring r_min <= |lambda| <= r_max
     r_max: float = 0.999
     max_phase: float = 6.283  # LRU: arg(lambda) drawn in [0, max_phase]
+    # a trained model instead of the seeded init (explorer.weights): the file decides the cell and its size
+    weights: str = ""  # "" (the seeded init above), a shipped example's name, or sha256:<hex> of a loaded file
+    layer: int = 0  # which layer of a multi-layer file (0 = the first)
+    direction: str = "forward"  # forward | reverse: which direction of a bidirectional layer
+    prefix: str = ""  # where the recurrent module sits in a larger model's state dict ("" = the only one)
+    input_file: str = ""  # sha256:<hex> of an uploaded input sequence (T x d), read with input=file
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -189,7 +196,8 @@ SPECS: dict[str, Spec] = {
                  label="W_hh initialisation", visible_if=lambda v: _recurrent(v) != "none"),
     "gain": Spec(lo=0.0, hi=8.0, help="Scale of the initialisation: σ_w for gaussian, the gain of torch.nn.init",
                  label="gain", visible_if=lambda v: _recurrent(v) != "none"),
-    "input": Spec(choices=INPUTS, help="What x_1..x_T are: N(0, 1) noise, zeros (no drive) or sines",
+    "input": Spec(choices=INPUTS, help="What x_1..x_T are: N(0, 1) noise, zeros (no drive), sines, or an uploaded "
+                                       "sequence (file)",
                   label="input signal"),
     "seed": Spec(lo=0, hi=2**31 - 1, help="Seeds the weights and the inputs: a link with it reproduces the picture",
                  label="seed"),
@@ -220,7 +228,33 @@ SPECS: dict[str, Spec] = {
                   label="LRU ring: r_max", visible_if=_read_by_cell("r_max")),
     "max_phase": Spec(lo=0.0, hi=6.283, help="LRU: arg λ drawn in [0, max_phase] (rotation per step)",
                       label="LRU max phase", visible_if=_read_by_cell("max_phase")),
+    "weights": Spec(pattern=r"|[a-z0-9_]{1,40}|sha256:[0-9a-f]{64}", label="trained weights",
+                    help="A trained model instead of the seeded init: a shipped example's name, or the sha256 of a "
+                         "loaded file (python -m explorer analyze --weights FILE); the file decides the cell and n",
+                    visible_if=lambda v: False),
+    "layer": Spec(lo=0, hi=15, label="layer", help="Which layer of a multi-layer file (0 = the first; the layers "
+                                                   "below it make its inputs)", visible_if=lambda v: False),
+    "direction": Spec(choices=("forward", "reverse"), label="direction",
+                      help="Which direction of a bidirectional layer (reverse reads the sequence from its last step)",
+                      visible_if=lambda v: False),
+    "prefix": Spec(pattern=r"[A-Za-z0-9_.\-]{0,200}", label="prefix",
+                   help="Where the recurrent module sits in a larger model's state dict, e.g. encoder.rnn "
+                        "(empty: the only one)", visible_if=lambda v: False),
+    "input_file": Spec(pattern=r"|sha256:[0-9a-f]{64}", label="input sequence file",
+                       help="The sha256 of an uploaded sequence (CSV or NPY, T x d), read with input=file",
+                       visible_if=lambda v: False),
 }
+# the fields a loaded file decides are not the visitor's to set while one is loaded (explorer.weights.FILE_FIELDS)
+_FILE_DECIDES = ("hidden", "input_size", "init", "gain", "gates", "forget_bias", "bias_std", "residual", "norm", "batch",
+                 "r_min", "r_max", "max_phase")
+
+
+def _unless_weights(spec: Spec) -> Spec:
+    return dataclasses.replace(spec, visible_if=lambda v, shown=spec.shown: not v.get("weights") and shown(v))
+
+
+SPECS.update({name: _unless_weights(SPECS[name]) for name in _FILE_DECIDES})
+_SOURCE_FIELDS = ("weights", "layer", "direction", "prefix", "input_file")  # in a link only when set
 
 TRAIN_SPECS: dict[str, Spec] = {
     "task": Spec(choices=TASKS, help="A task whose answer depends on inputs far in the past",
@@ -303,6 +337,21 @@ def violations(values: Values) -> list[Violation]:
     if values.get("ortho_reg", 0.0) > 0 and recurrent == "none":
         found.append(Violation("ortho_reg", 0.0, f"ortho_reg needs a recurrent matrix W_hh; the "
                                                  f"{cell_type(values['cell']).label} has none"))
+    if not values.get("weights", ""):  # selecting inside a file means nothing without one: back to the defaults
+        for name, default in (("layer", 0), ("direction", "forward"), ("prefix", "")):
+            if values.get(name, default) != default:
+                found.append(Violation(name, default, f"{name} selects inside a loaded file (weights), and none is "
+                                                      "loaded", silent=True))
+    if values.get("input") == "file" and not values.get("input_file"):
+        found.append(Violation("input", "gaussian", "input=file needs an uploaded sequence (input_file)"))
+    if values.get("input", "file") != "file" and values.get("input_file"):
+        found.append(Violation("input_file", "", "input_file is read only with input=file", silent=True))
+    if values.get("input") == "file" and values.get("norm") == "batch":
+        found.append(Violation("norm", "none", "batch norm needs a batch of sequences; an uploaded sequence is one"))
+    if "task" in values and values.get("weights"):
+        found.append(Violation("weights", "", "the Training Lab trains from the seeded init, not a loaded file"))
+    if "task" in values and values.get("input") == "file":
+        found.append(Violation("input", "gaussian", "the Training Lab's task makes its own inputs, not a file"))
     if values.get("task") == "adding" and values.get("seq_len", 2) < 2:
         found.append(Violation("seq_len", 2, "the adding problem needs seq_len >= 2 (one marker in each half)"))
     return found
@@ -354,6 +403,8 @@ def check(name: str, value: Any, specs: Mapping[str, Spec] = ALL_SPECS) -> Any:
         return _check_word_or_number(name, value, spec)
     if spec.choices is not None and value not in spec.choices:
         raise ValueError(f"{name} must be {describe(name)}, got {quoted(value)}")
+    if spec.pattern is not None and not re.fullmatch(spec.pattern, value):
+        raise ValueError(f"{name} must be {describe(name)}, got {quoted(value)}")
     if spec.lo is not None and not (spec.lo <= value <= spec.hi):
         raise ValueError(f"{name} must be {describe(name)}, got {quoted(value)}")
     return value
@@ -391,6 +442,10 @@ def describe(name: str) -> str:
         return f"{', '.join(spec.words)} or a number in [{spec.lo:g}, {spec.hi:g}]"
     if spec.choices is not None:
         return "one of " + ", ".join(spec.choices)
+    if spec.pattern is not None:
+        return {"weights": "empty, a shipped example's name, or sha256: and 64 hex digits",
+                "input_file": "empty, or sha256: and 64 hex digits"}.get(name, "letters, digits, underscores, "
+                                                                               "dots and dashes (at most 200)")
     if kind is bool:
         return "true or false"
     if spec.lo is not None:
@@ -400,17 +455,22 @@ def describe(name: str) -> str:
     return "text"
 
 
-def _format(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """A field's value as a link writes it."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return repr(value) if isinstance(value, float) else str(value)
+
+
+_format = format_value
 
 
 def to_query(config: ExperimentConfig | TrainConfig) -> dict[str, str]:
     """Every field as a string (the seed always included); ``TrainConfig`` adds its own after the model's."""
     if isinstance(config, TrainConfig):
         return config.to_query()
-    return {f.name: _format(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    return {f.name: _format(getattr(config, f.name)) for f in dataclasses.fields(config)
+            if f.name not in _SOURCE_FIELDS or getattr(config, f.name) != f.default}
 
 
 def _first(value: Any) -> str:
@@ -437,7 +497,7 @@ def from_query(query: Mapping[str, Any], *, train: bool = False) -> tuple[Experi
             try:
                 values[name] = check(name, _first(query[name]))
             except ValueError as err:
-                warnings.append(f"{err}; using the default {_format(defaults[name])}.")
+                warnings.append(f"{err}; using the default {_format(defaults[name]) or '(none)'}.")
     config, more = fit(base, **values)
     return config, warnings + more
 

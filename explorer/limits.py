@@ -12,6 +12,7 @@ EXPLORER_LAB_MAX_STEPS     optimiser steps of one Training Lab run              
 EXPLORER_LAB_FLOPS         float ops of one Training Lab run                                       1.6e12
 EXPLORER_CONCURRENT        computations at once; the rest queue (ui.gate)                          cores / threads
 EXPLORER_CACHE_MB          megabytes of results kept in the shared caches                          256
+EXPLORER_MAX_UPLOAD_MB     megabytes of a loaded weights or sequence file (held in memory only)    16
 =========================  =====================================================================  =========
 
 A deployment can lower them; a request beyond them is clamped, with a message that names the variable. A value
@@ -40,6 +41,7 @@ class Limits:
     lab_flops: float = 1.6e12  # about 1.5x the lab's default run (adding, T = 50, LSTM n = 64, 3000 steps)
     concurrent: int = max(1, (os.cpu_count() or 1) // backend.THREADS)
     cache_mb: int = 256  # a T = 2000 analysis holds 10-70 MB: a few of the largest, or dozens of the usual
+    max_upload_mb: float = 16.0  # a loaded weights or sequence file (explorer.weights); .streamlit's maxUploadSize too
     problems: tuple[str, ...] = ()  # what was wrong with the environment's values (ignored)
 
     @classmethod
@@ -62,7 +64,7 @@ class Limits:
             except (TypeError, ValueError, OverflowError):
                 problems.append(f"{name}={environ[name]!r} is not a positive number: using {getattr(base, f.name)}")
                 continue
-            if f.name in ("max_seq_len", "max_hidden"):
+            if f.name in ("max_seq_len", "max_hidden", "max_upload_mb"):
                 value = min(value, getattr(base, f.name))
             values[f.name] = value
         return replace(base, **values, problems=tuple(problems))

@@ -178,8 +178,8 @@ def lyapunov(config: ExperimentConfig, K: int = 8, *, q0=None, device: torch.dev
     """The top min(K, m) Lyapunov exponents (log10 per step, largest first) of the cell and inputs ``config``
     describes, sequence 0, as :func:`~explorer.analysis.analyze` traces them."""
     from . import backend
-    from .analysis import _traced
+    from .analysis import traced
 
     with backend.threads(backend.THREADS):
-        cell, _, trace = _traced(config, device)
-        return lyapunov_of_cell(cell, trace, K, q0=q0)
+        run = traced(config, device)
+        return lyapunov_of_cell(run.cell, run.trace, K, q0=q0)

@@ -252,6 +252,9 @@ def config_reason(config: ExperimentConfig) -> str | None:
     """Why the theory does not apply to ``config`` (None: it does), from the config alone: :func:`cell_reason`,
     and identity init."""
     reason = _structure_reason(config.cell, config.norm, config.residual)
+    if reason is None and config.weights:
+        reason = ("A trained W_hh is not a draw of independent random entries, which the mean-field theory assumes: "
+                  "compare the trained model with its untrained twin (A/B) instead.")
     if reason is None and config.init == "identity":
         reason = ("W_hh = gain * I does not mix the units: the mean-field theory assumes independent random entries "
                   "(each unit is its own scalar recurrence here).")

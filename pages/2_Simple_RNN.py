@@ -19,10 +19,11 @@ ui.share("rnn", config, auto_stride(config))
 other = ui.compared("rnn")
 intro, main = ui.frame("rnn", "Simple RNN: the vanishing-gradient product")
 with intro:
+    ui.model_panel("rnn", config, comparing=bool(other))
     result, timing = ui.analysis(config)
     if other:
         result_b, _ = ui.analysis(other[0], "B: ")
-        ui.comparison_note(other[1])
+        ui.comparison_note(other[1], ui.untrained_note(config) if other[0].weights != config.weights else None)
     if config.norm == "batch":
         st.info(f"Recurrent batch norm (Cooijmans et al. 2016): $a_t$ is normalised per unit with statistics over a "
                 f"batch of {config.batch} sequences, separately at each step. The maps show the Jacobian of sequence 1 "
@@ -103,7 +104,10 @@ with main:
                                                                       "imag": result.eigenvalues.imag})], key="eig")
     with right:
         st.subheader(f"Singular values of ∂h_T/∂h_(T−{result.lag})")
-        report.chart(plots.singular_values_figure({f"lag {result.lag}": result.singular_values},
+        spectra = {f"{'A: ' if other else ''}lag {result.lag}": result.singular_values}
+        if other:
+            spectra[f"B: lag {result_b.lag}"] = result_b.singular_values
+        report.chart(plots.singular_values_figure(spectra,
                                                   title=f"log10 σ_i of the product over {result.lag} steps",
                                                   limit=result.singular_limit),
                      caption("sv", view),
@@ -112,4 +116,7 @@ with main:
                                   "log10_sigma": result.singular_values,  # blank: below the limit
                                   "log10_rounding_limit": np.full(len(result.singular_values),
                                                                   np.nan if result.singular_limit is None
-                                                                  else result.singular_limit)})], key="sv")
+                                                                  else result.singular_limit)}
+                                 | ({"log10_sigma_B": result_b.singular_values}
+                                    if other and len(result_b.singular_values) == len(result.singular_values) else {}))],
+                     key="sv")

@@ -21,13 +21,14 @@ other = ui.compared("gated")
 view, kind = config.to_dict(), cell_type(config.cell)
 intro, main = ui.frame("gated", "LSTM gate by gate, and the GRU")
 with intro:
+    ui.model_panel("gated", config, comparing=bool(other))
     for line in kind.equations(view):
         st.latex(line)
     st.markdown(caption("intro", view))
     result, timing = ui.analysis(config)
     if other:
         result_b, _ = ui.analysis(other[0], "B: ")
-        ui.comparison_note(other[1])
+        ui.comparison_note(other[1], ui.untrained_note(config) if other[0].weights != config.weights else None)
     lags, spec, _ = result.lag_curve()
     cols = st.columns(3)
     ui.log10_metric(cols[0], "log10 ‖∂z_T/∂z_0‖₂" if result.c is not None else "log10 ‖∂h_T/∂h_0‖₂", spec[-1], result)
@@ -63,6 +64,19 @@ with main:
                                  "cell_direct": np.interp(lags, direct["lags"], direct["log10_spectral"])}
                                 if result.c is not None else {}))],
                  key="lag", latex=kind.lag_equation)
+
+    st.subheader(f"Singular values of ∂z_T/∂z_(T−{result.lag})")
+    spectra = {f"{'A: ' if other else ''}lag {result.lag}": result.singular_values}
+    if other:
+        spectra[f"B: lag {result_b.lag}"] = result_b.singular_values
+    report.chart(plots.singular_values_figure(spectra, title=f"log10 σ_i of the product over {result.lag} steps",
+                                              limit=result.singular_limit),
+                 "How many directions of the state the product keeps: a trained carousel holds several near 1 "
+                 "(log10 σ ≈ 0) where an untrained cell keeps few.",
+                 [report.csv("singular values (CSV)", "singular_values",
+                             {"i": np.arange(1, len(result.singular_values) + 1), "log10_sigma": result.singular_values}
+                             | ({"log10_sigma_B": result_b.singular_values}
+                                if other and len(result_b.singular_values) == len(result.singular_values) else {}))], key="sv")
 
     st.subheader("Gate activations")
     signed = [gate.name for gate in kind.gates if gate.signed]

@@ -85,6 +85,8 @@ with main:
     report.chart(plots.series_figure(grad, title="Gradient norm before clipping", y="‖∇J‖₂", log_y=True),
              f"Clipped steps in this run: {sum(h['clipped'] for h in result.history)} (clip = {config.clip:g}).",
              [], key="grad")
+    st.subheader("This run's weights")
+    ui.weights_actions(config, result)
     if result.events:
         st.error(f"{len(result.events)} steps had a non-finite loss or gradient and were skipped.")
         st.dataframe(result.events)

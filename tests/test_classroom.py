@@ -71,7 +71,7 @@ def test_the_reproduce_box_gives_the_same_config():
     assert all(f"{k}={v}" in link for k, v in query.items())
     command = next(c for c in codes if c.startswith("python -m explorer analyze"))
     args = build_parser().parse_args(shlex.split(command)[3:])
-    from_command = ExperimentConfig(**{k: check(k, getattr(args, k)) for k in SPECS if getattr(args, k) is not None})
+    from_command = ExperimentConfig(**{k: check(k, getattr(args, k)) for k in SPECS if getattr(args, k, None) is not None})
     snippet = next(c for c in codes if c.startswith("from explorer import"))
     namespace: dict = {}
     exec(snippet.split("\n")[0], namespace)  # the import line

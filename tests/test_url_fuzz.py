@@ -79,6 +79,9 @@ def _valid(name: str) -> st.SearchStrategy[str]:
     spec = ALL_SPECS.get(name) or VIEW_SPECS.get(name)
     if spec is None:
         return st.text(max_size=8)
+    if spec.pattern is not None:  # a loaded file's name: the examples, and uploads no session holds
+        return st.sampled_from({"weights": ["", "lstm_adding", "rnn_adding", "gru_adding", "sha256:" + "ab" * 32],
+                                "input_file": ["", "sha256:" + "cd" * 32]}.get(name, ["", "encoder.rnn", "rnn."]))
     if name == "forget_bias":
         return st.one_of(st.sampled_from(["default", "chrono"]),
                          st.floats(-10, 10, allow_nan=False, allow_subnormal=False).map(repr))

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from explorer.config import ExperimentConfig, TrainConfig, to_query
+from explorer.weights import EXAMPLES, FILE_FIELDS
 
 from .state import view_settings
 
@@ -124,9 +125,27 @@ def command(config: ExperimentConfig | TrainConfig, stride: int | None = None) -
     train = isinstance(config, TrainConfig)
     base = to_query(TrainConfig() if train else ExperimentConfig())
     mine = to_query(config)
-    flags = [f"--{k.replace('_', '-')} {mine[k]}" for k in mine if mine[k] != base.get(k) or k == "seed"]
-    extra = [f"--stride {stride}"] if stride and stride > 1 else []
+    files = _file_flags(config)
+    skip = set(FILE_FIELDS) | {"weights"} if not train and config.weights else set()  # the file decides them
+    if not train and config.input == "file":
+        skip |= {"input", "input_file", "seq_len"}  # the sequence's own length
+    flags = [f"--{k.replace('_', '-')} {mine[k]}" for k in mine
+             if k not in skip and (mine[k] != base.get(k) or k == "seed")]
+    extra = ([f"--stride {stride}"] if stride and stride > 1 else []) + files
     return " ".join(["python -m explorer", "train" if train else "analyze", *flags, *extra, "--json"])
+
+
+def _file_flags(config: ExperimentConfig | TrainConfig) -> list[str]:
+    """``--weights`` and ``--inputs`` of a config that loads files: a shipped example by name, an upload as the
+    file the visitor holds (the config names it only by its sha256)."""
+    if isinstance(config, TrainConfig):
+        return []
+    flags = []
+    if config.weights:
+        flags.append(f"--weights {config.weights if config.weights in EXAMPLES else 'YOUR_MODEL.safetensors'}")
+    if config.input == "file":
+        flags.append("--inputs YOUR_SEQUENCE.csv")
+    return flags
 
 
 def snippet(config: ExperimentConfig | TrainConfig, stride: int | None = None) -> str:
@@ -138,6 +157,11 @@ def snippet(config: ExperimentConfig | TrainConfig, stride: int | None = None) -
         return (f"from explorer import ExperimentConfig, TrainConfig\nfrom explorer.train import train\n"
                 f"run = train(TrainConfig(model=ExperimentConfig({model}){', ' + own if own else ''}))")
     strided = f", stride={stride}" if stride and stride > 1 else ""
+    if config.weights and config.weights not in EXAMPLES or config.input == "file":
+        loads = {k: f"YOUR_{'MODEL' if k == 'weights' else 'SEQUENCE'}_FILE" for k in ("weights", "input_file")
+                 if getattr(config, k)}
+        files = ", ".join(f"{getattr(config, k)!r}: open({path!r}, 'rb').read()" for k, path in loads.items())
+        strided += f", files={{{files}}}"
     return (f"from explorer import ExperimentConfig, analyze\n"
             f"result = analyze(ExperimentConfig({_arguments(config, ExperimentConfig())}){strided})\n"
             f'result.pairs.log10_spectral["state"]  # log10 ||dh_s/dh_t||_2, every pair of the grid')
@@ -186,6 +210,7 @@ def heatmaps(report, maps: dict[str, tuple[Any, Any]], *, title: str, quantity: 
                          list(downloads) if name == "A" else [], key=f"{key}_{name}")
 
 
-def comparison_note(differences: list[str]) -> None:
+def comparison_note(differences: list[str], note: str | None = None) -> None:
     st.info("Comparing **A**, this page's config, with **B**, which differs in " + "; ".join(f"`{d}`" for d in differences)
-            + ". The maps share one colour scale; the lag curves are drawn together.", icon="⚖️")
+            + ". The maps share one colour scale; the lag curves and the singular spectra are drawn together."
+            + (f" {note}" if note else ""), icon="⚖️")

@@ -214,3 +214,28 @@ def orthogonality_deviation(result) -> tuple[float, int] | None:
         return None
     row = int(deviation.argmax())
     return float(deviation[row]), int(result.history[row]["step"])
+
+
+def weights_actions(config: TrainConfig, result) -> None:
+    """The run's final weights: a safetensors download, and a button that opens them on their cell's analysis page
+    beside the untrained model (the run's own initial weights: the same seed) as B."""
+    from explorer import weights
+
+    from . import models
+    from .sweeps import PAGE_FILES
+
+    data = weights.lab_file(result)
+    key = weights.digest(data)
+    page = cell_type(config.model.cell).page
+    left, right = st.columns(2)
+    left.download_button("⬇ trained weights (safetensors)", data, file_name=f"{run_label(config)}.safetensors"
+                         .replace(" ", "_").replace(",", "").replace("=", ""),
+                         mime="application/octet-stream", key="dl_lab_weights", on_click="ignore",
+                         help="torch.nn names (weight_ih_l0, ...) and the read-out; the run's config in the metadata. "
+                              "Open it with python -m explorer analyze --weights FILE, or on the analysis pages.")
+    if right.button("Open on the analysis page: trained against untrained", key="lab_open_weights",
+                    help="The trained cell as A, its initial weights as B: both maps on one colour scale, both lag "
+                         "curves and both singular spectra"):
+        models.files()[key] = data
+        st.switch_page(PAGE_FILES[page], query_params={"weights": key, "seed": str(config.model.seed),
+                                                       "seq_len": str(config.model.seq_len), "b_weights": ""})

@@ -18,6 +18,7 @@ from explorer.export import csv_bytes, file_name, file_stem, json_bytes, npz_byt
 from explorer.text import ordinal
 
 from .gate import BACKGROUND, VISITOR, Gate, Ledger, nbytes
+from . import models
 from .state import view_settings
 
 CACHE_ENTRIES = 64  # results kept for all sessions, at most (EXPLORER_CACHE_MB bounds their bytes)
@@ -70,32 +71,34 @@ def turn(background: bool = False) -> Iterator[Gate]:
         clear()
 
 
-def shared(cached: Callable[..., Any], *args: Any, background: bool = False) -> Any:
+def shared(cached: Callable[..., Any], *args: Any, background: bool = False, **unhashed: Any) -> Any:
     """``cached(*args)``, a ``st.cache_data`` function of this module, through the gate when its result is not
     cached yet (queued, with a message, behind the computations already running), then entered in the ledger;
     entries the ledger drops (bytes or count) are cleared from their caches."""
     key = (cached.__name__, args)
     if key in LEDGER:
-        return cached(*args)
+        return cached(*args, **unhashed)
     with turn(background):
-        result = cached(*args)
+        result = cached(*args, **unhashed)
     for name, old in LEDGER.add(key, nbytes(result)):
         _CACHES[name].clear(*old)
     return result
 
 
 @st.cache_data(max_entries=2 * CACHE_ENTRIES, show_spinner=False)  # the ledger's count bound acts first
-def _cached_analysis(config: ExperimentConfig, stride: int) -> Analysis:
+def _cached_analysis(config: ExperimentConfig, stride: int, _files: dict[str, bytes] | None = None) -> Analysis:
+    # _files (a loaded model's bytes) is not hashed: the config names them by their sha256
     update, clear = progress_bar("Multiplying Jacobians, all pairs of steps")
-    result = analyze(config, stride=stride, progress=update, lyapunov=app_exponents(config))
+    result = analyze(config, stride=stride, progress=update, lyapunov=app_exponents(config), files=_files)
     clear()
     return result
 
 
 @st.cache_data(max_entries=2 * CACHE_ENTRIES, show_spinner=False)
-def _cached_lag_curve(config: ExperimentConfig, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _cached_lag_curve(config: ExperimentConfig, stride: int, _files: dict[str, bytes] | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     update, clear = progress_bar("Multiplying Jacobians for the comparison curve")
-    curve = _uncached_lag_curve(config, stride=stride, progress=update)
+    curve = _uncached_lag_curve(config, stride=stride, progress=update, files=_files)
     clear()
     return curve
 
@@ -111,7 +114,7 @@ def rnn_overlay(config: ExperimentConfig) -> tuple[np.ndarray, np.ndarray, np.nd
     from explorer.limits import plan
 
     defaults = ExperimentConfig()
-    rnn = config.replace(cell="rnn", activation="tanh", residual=False, norm="none", gates=defaults.gates,
+    rnn = config.replace(weights="", cell="rnn", activation="tanh", residual=False, norm="none", gates=defaults.gates,
                          forget_bias=defaults.forget_bias, bias_std=defaults.bias_std, r_min=defaults.r_min,
                          r_max=defaults.r_max, max_phase=defaults.max_phase)
     asked = st.session_state.setdefault("overlays_asked", set())
@@ -140,7 +143,12 @@ def overlay_column(lags: np.ndarray, overlay) -> dict[str, np.ndarray]:
 
 def lag_curve(config: ExperimentConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``analysis(config).lag_curve()``, cached, without computing the rest of that analysis (an overlay)."""
-    return shared(_cached_lag_curve, config, auto_stride(config))
+    return shared(_cached_lag_curve, config, auto_stride(config), **_unhashed(config))
+
+
+def _unhashed(config: ExperimentConfig) -> dict[str, Any]:
+    """The bytes a config's loaded files hold, passed beside the cache key (which names them by sha256)."""
+    return {"_files": models.files()} if models.needs_files(config) else {}
 
 
 def analysis(config: ExperimentConfig, name: str = "") -> tuple[Analysis, str]:
@@ -149,7 +157,7 @@ def analysis(config: ExperimentConfig, name: str = "") -> tuple[Analysis, str]:
     long this visit waited, in words ("cached" on a cache hit, not the time another visitor's first run took)."""
     stride = auto_stride(config)
     start = time.perf_counter()
-    result = shared(_cached_analysis, config, stride)
+    result = shared(_cached_analysis, config, stride, **_unhashed(config))
     waited = time.perf_counter() - start
     for message in result.warnings:
         st.warning(name + message, icon="⚠️")

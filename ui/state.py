@@ -9,11 +9,11 @@ from urllib.parse import parse_qs, urlencode
 import streamlit as st
 
 from explorer.config import (ALL_SPECS, VIEW_DEFAULTS, VIEW_SPECS, ExperimentConfig, TrainConfig, check, field_type,
-                             fit, flat, from_query, quoted, to_query, view_from_query)
+                             fit, flat, format_value, from_query, quoted, to_query, view_from_query)
 from explorer import limits
 from explorer.presets import PRESETS, config_of
 
-from . import runlog
+from . import models, runlog
 
 
 def page_setup(title: str, icon: str) -> None:
@@ -86,11 +86,16 @@ def _compare(config, raw: dict[str, str], train: bool) -> tuple[Any, dict[str, s
     and the warnings."""
     if not raw:
         return None, {}, []
-    base = to_query(config)
-    parsed, warnings = from_query({**base, **raw}, train=train)
+    parsed, warnings = from_query({**to_query(config), **raw}, train=train)
     warnings = [f"B: {w}" for w in warnings]
-    kept = {k: v for k, v in to_query(parsed).items() if base.get(k) != v}
+    base, mine = _every_field(config), _every_field(parsed)  # a link leaves out unset fields (weights): compare all
+    kept = {k: v for k, v in mine.items() if base.get(k) != v}
     return (parsed if kept else None), kept, warnings
+
+
+def _every_field(config) -> dict[str, str]:
+    """Every field of a config as its link writes it, the ones a link leaves out at their defaults included."""
+    return {k: format_value(v) for k, v in flat(config).items()}
 
 
 def _apply_preset(page: str, name: str | None, train: bool) -> tuple[dict[str, Any] | None, list[str]]:
@@ -162,7 +167,7 @@ def config_sidebar(page: str, fields: Sequence[str], *, choices: dict[str, Seque
         values, reset = {**flat(own.config), **own.looks}, state.pop(f"{page}_replan", False)
     looks = {name: values.get(name, VIEW_DEFAULTS[name]) for name in view}
     config, clamped = fit(default, **_pin({k: v for k, v in values.items() if k in ALL_SPECS}, fixed, choices))
-    config, limited = _within_limits(config)
+    config, limited = _within_limits(config, page)
     reset = reset or bool(limited)
     for message in state.pop(f"{page}_limited", []) + warnings + clamped + limited:
         st.warning(message, icon="⚠️")
@@ -202,7 +207,7 @@ def config_sidebar(page: str, fields: Sequence[str], *, choices: dict[str, Seque
         except ValueError as err:  # e.g. a forget bias typed as text: keep the last good value
             st.sidebar.error(str(err))
     config, clamped = fit(config, **_pin(changes, fixed, choices))
-    config, limited = _within_limits(config)
+    config, limited = _within_limits(config, page)
     for message in clamped:
         st.warning(message, icon="⚠️")
     looks = {name: current[name] for name in view}
@@ -222,13 +227,15 @@ def config_sidebar(page: str, fields: Sequence[str], *, choices: dict[str, Seque
     return config
 
 
-def _within_limits(config) -> tuple[Any, list[str]]:
-    """``config`` as this deployment runs it (:mod:`explorer.limits`: T and n bounded, a costly config lowered),
-    with a message per change; the URL then holds the config that runs."""
+def _within_limits(config, page: str) -> tuple[Any, list[str]]:
+    """``config`` as this deployment runs it: fitted to the trained model it loads (:mod:`.models`: the file decides
+    the cell and its size), then within :mod:`explorer.limits` (T and n bounded, a costly config lowered), with a
+    message per change; the URL then holds the config that runs."""
     if isinstance(config, TrainConfig):
         return limits.plan_training(config)
+    config, messages = models.fit(config, page)
     planned = limits.plan(config)
-    return planned.config, list(planned.messages) if planned.config != config else []
+    return planned.config, messages + (list(planned.messages) if planned.config != config else [])
 
 
 def compared(page: str) -> tuple[Any, list[str]] | None:
@@ -239,8 +246,8 @@ def compared(page: str) -> tuple[Any, list[str]] | None:
     other, kept, _ = _compare(own.config, own.compare, isinstance(own.config, TrainConfig))
     if other is None:
         return None
-    base = to_query(own.config)
-    return other, [f"{k}: {base.get(k)} → {v}" for k, v in kept.items()]
+    base = _every_field(own.config)
+    return other, [f"{k}: {base.get(k) or '(none)'} → {v or '(none)'}" for k, v in kept.items()]
 
 
 def view_settings(page: str) -> dict[str, str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Mapping, Callable
 
 import torch
 from torch import Tensor, nn
@@ -232,12 +232,24 @@ def reset_default(module: nn.Module, hidden: int, gen: torch.Generator) -> None:
                 p.copy_(nn.init.uniform_(torch.empty(p.shape, dtype=torch.float64), -bound, bound, generator=gen))
 
 
-def make_inputs(config: ExperimentConfig, batch: int = 1, device: torch.device | str = "cpu") -> Tensor:
-    """x_1..x_T, (T, B, d): gaussian N(0, 1) i.i.d., zeros, or sines of staggered phase."""
+def make_inputs(config: ExperimentConfig, batch: int = 1, device: torch.device | str = "cpu",
+                files: Mapping[str, bytes] | None = None) -> Tensor:
+    """x_1..x_T, (T, B, d): gaussian N(0, 1) i.i.d., zeros, sines of staggered phase, or (input=file) the
+    uploaded sequence ``files[config.input_file]`` (explorer.weights.read_sequence), the same for every b."""
     from ..backend import DTYPES, generator
 
     T, d, dtype = config.seq_len, config.input_size, DTYPES[config.dtype]
-    if config.input == "gaussian":
+    if config.input == "file":
+        from ..weights import WeightsError, read_sequence
+
+        if not files or config.input_file not in files:
+            raise WeightsError(f"the input sequence {config.input_file[:19]}… is not loaded here (an upload lives "
+                               "only in the session that uploaded it): upload it again")
+        array = read_sequence(files[config.input_file], "the input sequence", d, int(2**31))
+        if len(array) < T:
+            raise WeightsError(f"the input sequence has T = {len(array)} steps; the config asks for seq_len = {T}")
+        x = torch.from_numpy(array[:T])[:, None, :].expand(T, batch, d).to(dtype)  # its first T steps
+    elif config.input == "gaussian":
         x = torch.randn(T, batch, d, generator=generator(config.seed, 1), dtype=torch.float64).to(dtype)
     elif config.input == "zeros":
         x = torch.zeros(T, batch, d, dtype=dtype)
