@@ -41,7 +41,7 @@ def test_a_shipped_example_beside_its_untrained_twin():
     at = run(GATED, {"weights": "lstm_adding", "seed": "7", "seq_len": "50", "b_weights": ""})
     assert not at.exception and not messages(at)
     assert at.query_params["weights"] == "lstm_adding" and at.query_params["cell"] == "lstm"
-    a, b = titled(at, "A: log10 ‖∂z_s/∂z_t‖₂, full state"), titled(at, "B: log10 ‖∂z_s/∂z_t‖₂, full state")
+    a, b = titled(at, "A: log10 ‖∂z_s/∂z_t‖₂<br>full state"), titled(at, "B: log10 ‖∂z_s/∂z_t‖₂<br>full state")
     assert a and b
     assert a[0]["data"][0]["zmax"] == b[0]["data"][0]["zmax"]  # one colour scale
     trained = analyze(ExperimentConfig(weights="lstm_adding", seed=7, seq_len=50), stride=auto_stride(

@@ -205,7 +205,8 @@ def heatmaps(report, maps: dict[str, tuple[Any, Any]], *, title: str, quantity: 
     columns = st.columns(len(maps))
     for column, (name, (grid, values)) in zip(columns, maps.items()):
         with column:
-            report.chart(plots.jacobian_heatmap(grid, values, title=f"{name}: {title}", quantity=quantity, limit=limit),
+            half = title.replace(", ", "<br>", 1)  # half the width: a long title takes two lines, not a cut
+            report.chart(plots.jacobian_heatmap(grid, values, title=f"{name}: {half}", quantity=quantity, limit=limit),
                          explanation if name == "A" else "The same colour scale as A's.",
                          list(downloads) if name == "A" else [], key=f"{key}_{name}")
 
