@@ -94,6 +94,18 @@ def test_a_link_to_a_model_this_page_cannot_open_says_why_and_shows_the_seeded_i
     assert titled(at, "log10 ‖·‖₂ of ∂h_s/∂h_t")
 
 
+def test_a_bad_file_in_the_session_is_a_warning_on_the_page_and_its_payload_never_runs(tmp_path):
+    from tests.test_weights import _bad_files
+
+    for what, data in _bad_files(tmp_path).items():
+        key = weights.digest(data)
+        at = run(RNN, {"weights": key, "seq_len": "20", "hidden": "4"}, {key: data})
+        assert not at.exception, what
+        assert "Showing the seeded init instead" in messages(at), (what, messages(at))
+        assert "weights" not in at.query_params and titled(at, "log10 ‖·‖₂ of ∂h_s/∂h_t"), what
+    assert not (tmp_path / "sentinel").exists(), "a pickle payload ran"
+
+
 def test_the_labs_button_opens_the_trained_weights_beside_the_untrained(monkeypatch):
     st.cache_data.clear()
     quick = {"task": "adding", "cell": "rnn", "seq_len": "10", "hidden": "8", "steps": "20", "batch_size": "8",
@@ -109,3 +121,18 @@ def test_the_labs_button_opens_the_trained_weights_beside_the_untrained(monkeypa
     assert at.query_params["weights"].startswith("sha256:") and at.query_params["b_weights"] == ""
     assert titled(at, "A: log10 ‖·‖₂ of ∂h_s/∂h_t") and titled(at, "B: log10 ‖·‖₂ of ∂h_s/∂h_t")
     assert any("training run's own initial weights (seed 3)" in info.value for info in at.info)
+    # the round trip: the page's map is that of the run's final weights, analysed directly
+    run_config = TrainConfig(model=ExperimentConfig(cell="rnn", seq_len=10, hidden=8, seed=3), steps=20, batch_size=8,
+                             record_every=5)
+    final = train(run_config).weights_final
+    model = run_config.model.replace(input_size=2)
+    cell = build_cell(model)
+    cell.load_state_dict({k: torch.as_tensor(v) for k, v in final.items() if not k.startswith("readout.")})
+    from explorer.analysis import pair_norms
+    from explorer.cells import make_inputs
+
+    with torch.no_grad():
+        direct = pair_norms(cell, cell.run(make_inputs(model, 1)), model)
+    shown = titled(at, "A: log10 ‖·‖₂ of ∂h_s/∂h_t")[0]
+    np.testing.assert_allclose(array(shown["data"][0]["z"]).T, direct.log10_spectral["state"], rtol=1e-6, atol=1e-6,
+                               equal_nan=True)  # a chart carries float32
