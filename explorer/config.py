@@ -244,16 +244,17 @@ SPECS: dict[str, Spec] = {
                        help="The sha256 of an uploaded sequence (CSV or NPY, T x d), read with input=file",
                        visible_if=lambda v: False),
 }
-# the fields a loaded file decides are not the visitor's to set while one is loaded (explorer.weights.FILE_FIELDS)
-_FILE_DECIDES = ("hidden", "input_size", "init", "gain", "gates", "forget_bias", "bias_std", "residual", "norm", "batch",
-                 "r_min", "r_max", "max_phase")
+# the fields a loaded file decides (explorer.weights), not the visitor's to set while one is loaded; the rest describe
+# the analysis: T, inputs, seed, precision, lag
+FILE_FIELDS = ("cell", "hidden", "input_size", "init", "gain", "gates", "forget_bias", "bias_std", "residual", "norm",
+               "batch", "r_min", "r_max", "max_phase")
 
 
 def _unless_weights(spec: Spec) -> Spec:
     return dataclasses.replace(spec, visible_if=lambda v, shown=spec.shown: not v.get("weights") and shown(v))
 
 
-SPECS.update({name: _unless_weights(SPECS[name]) for name in _FILE_DECIDES})
+SPECS.update({name: _unless_weights(SPECS[name]) for name in FILE_FIELDS})
 _SOURCE_FIELDS = ("weights", "layer", "direction", "prefix", "input_file")  # in a link only when set
 
 TRAIN_SPECS: dict[str, Spec] = {

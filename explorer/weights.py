@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from . import limits
-from .config import ExperimentConfig, SPECS
+from .config import FILE_FIELDS, SPECS, ExperimentConfig
 from .registry import CELL_TYPES, cell_type
 
 # a lab file's model and training configs, as JSON, in the safetensors metadata: one key, since safetensors writes
@@ -44,9 +44,6 @@ EXAMPLES_DIR = Path(__file__).parent / "examples"
 PARAM = re.compile(r"^(?P<prefix>(?:.*\.)?)(?P<param>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)"
                    r"_l(?P<layer>\d+)(?P<reverse>_reverse)?$")
 FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-# the fields a file decides (the rest describe the analysis: T, inputs, seed, precision, lag)
-FILE_FIELDS = ("cell", "hidden", "input_size", "init", "gain", "gates", "forget_bias", "bias_std", "residual", "norm",
-               "batch", "r_min", "r_max", "max_phase")
 
 
 class WeightsError(ValueError):
@@ -87,6 +84,13 @@ def digest(data: bytes) -> str:
 
 def max_bytes() -> int:
     return int(limits.LIMITS.max_upload_mb * 2**20)
+
+
+def article(label: str) -> str:
+    """"an LSTM", "a GRU", "a simple RNN": an acronym read letter by letter takes "an" before a vowel sound."""
+    first = label.split()[0]
+    vowel = first[0] in "AEIOUaeiou" or (first.isupper() and first[0] in "FHLMNRSX")
+    return f"{'an' if vowel else 'a'} {label}"
 
 
 def _first_line(err: BaseException, limit: int = 160) -> str:
@@ -321,8 +325,8 @@ def load(config: ExperimentConfig, files: Mapping[str, bytes] | None = None, nam
     name = name or (f"{config.weights}.safetensors" if config.weights in EXAMPLES else "the file")
     loaded = load_bytes(config, data, name)
     if cells is not None and loaded.config.cell not in cells:
-        raise WeightsError(f"{name} holds a {cell_type(loaded.config.cell).label} ({loaded.source['module']}), not "
-                           + " or ".join(f"a {cell_type(c).label}" for c in cells))
+        raise WeightsError(f"{name} holds {article(cell_type(loaded.config.cell).label)} ({loaded.source['module']}), "
+                           "not " + " or ".join(article(cell_type(c).label) for c in cells))
     return loaded
 
 

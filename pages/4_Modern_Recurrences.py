@@ -22,6 +22,7 @@ timescale = 1.0 / max(1.0 - config.r_max, 1e-12)
 view = {**config.to_dict(), "bound": False, "timescale": f"{timescale:.4g}"}
 intro, main = ui.frame("modern", "Modern recurrences: diagonal, and independent of h")
 with intro:
+    ui.model_panel("modern", config, comparing=False)  # a Training Lab file of a modern cell opens here
     for line in kind.equations(view):
         st.latex(line)
     st.markdown(caption("intro", view))

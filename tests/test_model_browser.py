@@ -1,6 +1,6 @@
 """Your own model in a real browser: a visitor uploads a shipped example through the page's file widget and sees
-its maps, then compares it with the untrained model, and a fresh browser opening that link (which names an upload
-it does not hold) is told so and shown the seeded init."""
+its maps, then compares it with the untrained model. (A link naming an upload that a session does not hold, and each
+bad file, are AppTest's: tests/test_model_pages.py.)"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from explorer.weights import EXAMPLES, digest
-from tests.test_browser import DRAWN_CHART, LOAD_TIMEOUT_MS, WARNING, assert_healthy, query, wait_for_app
+from tests.test_browser import DRAWN_CHART, LOAD_TIMEOUT_MS, assert_healthy, query, wait_for_app
 
 pytestmark = pytest.mark.browser
 
 
-def test_upload_a_shipped_example_and_see_its_maps(page, streamlit_server, chromium, artifacts):
+def test_upload_a_shipped_example_and_see_its_maps(page, streamlit_server, artifacts):
     example = EXAMPLES["lstm_adding"].path
     page.goto(f"{streamlit_server}/LSTM_and_GRU?seq_len=50", timeout=LOAD_TIMEOUT_MS)
     wait_for_app(page, charts=True)
@@ -31,13 +31,3 @@ def test_upload_a_shipped_example_and_see_its_maps(page, streamlit_server, chrom
     assert_healthy(page, page.url)
     assert page.url.endswith("b_weights=") or "b_weights=&" in page.url
     page.screenshot(path=str(artifacts / "own_model_ab.png"))
-    # the same link in a fresh browser: the upload lives only in the session that made it
-    fresh = chromium.new_context().new_page()
-    fresh.js_errors = []
-    fresh.on("pageerror", lambda err: fresh.js_errors.append(str(err)))
-    fresh.goto(page.url, timeout=LOAD_TIMEOUT_MS)
-    wait_for_app(fresh, charts=True)
-    assert "not loaded here" in " ".join(fresh.locator(WARNING).all_inner_texts())
-    assert "weights" not in query(fresh)
-    assert_healthy(fresh, fresh.url)
-    fresh.context.close()

@@ -80,7 +80,7 @@ def test_a_file_held_in_the_session_gives_the_librarys_maps():
 
 @pytest.mark.parametrize("query, said", [
     ({"weights": "sha256:" + "ab" * 32}, "not loaded here"),  # a link to another session's upload
-    ({"weights": "lstm_adding"}, "holds a LSTM"),  # another page's cell
+    ({"weights": "lstm_adding"}, "holds an LSTM"),  # another page's cell
     ({"weights": "../../etc/passwd"}, "weights must be"),  # malformed
     ({"weights": "no_such_model"}, "weights must be a shipped example"),
     ({"weights": "rnn_adding", "layer": "3"}, "layer must be in [0, 0]"),

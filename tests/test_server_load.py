@@ -57,9 +57,9 @@ def test_two_visitors_asking_for_new_work_at_once_both_finish_one_told_it_waits(
     warm.goto(f"{base_url}/Simple_RNN?seq_len=20&hidden=4", timeout=90_000)
     warm.locator(DRAWN_CHART).first.wait_for(timeout=90_000)
     pages, seen = [], []
-    # both ask for a few seconds of computing (n = 128, T = 300: few steps, a light page). Which one the server
+    # both ask for a few seconds of computing (n = 128, T = 200: few steps, a light page). Which one the server
     # takes first is not ours to choose, so the one that comes second, either of them, must be told it waits.
-    for query in ("seq_len=300&hidden=128&seed=501", "seq_len=300&hidden=128&seed=502"):
+    for query in ("seq_len=200&hidden=128&seed=501", "seq_len=200&hidden=128&seed=502"):
         page = chromium.new_context().new_page()
         page.js_errors = []
         page.on("pageerror", lambda err, page=page: page.js_errors.append(str(err)))

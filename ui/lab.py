@@ -233,9 +233,10 @@ def weights_actions(config: TrainConfig, result) -> None:
                          mime="application/octet-stream", key="dl_lab_weights", on_click="ignore",
                          help="torch.nn names (weight_ih_l0, ...) and the read-out; the run's config in the metadata. "
                               "Open it with python -m explorer analyze --weights FILE, or on the analysis pages.")
-    if right.button("Open on the analysis page: trained against untrained", key="lab_open_weights",
+    if right.button("Open on the analysis page" + (": trained against untrained" if page in models.COMPARES else ""),
+                    key="lab_open_weights",
                     help="The trained cell as A, its initial weights as B: both maps on one colour scale, both lag "
                          "curves and both singular spectra"):
         models.files()[key] = data
-        st.switch_page(PAGE_FILES[page], query_params={"weights": key, "seed": str(config.model.seed),
-                                                       "seq_len": str(config.model.seq_len), "b_weights": ""})
+        query = {"weights": key, "seed": str(config.model.seed), "seq_len": str(config.model.seq_len)}
+        st.switch_page(PAGE_FILES[page], query_params=query | ({"b_weights": ""} if page in models.COMPARES else {}))

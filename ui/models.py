@@ -18,6 +18,7 @@ from explorer.registry import cell_type, cells_on
 from explorer.weights import EXAMPLES, WeightsError
 
 UPLOADS = "uploads"  # session_state: "sha256:<hex>" -> bytes, this session's files only
+COMPARES = ("rnn", "gated")  # the pages that draw a second config B beside A
 SOURCE_DEFAULTS = {"weights": "", "layer": 0, "direction": "forward", "prefix": ""}
 
 
@@ -85,7 +86,7 @@ def _take_upload(page: str, config: ExperimentConfig, upload) -> None:
     try:
         loaded = weights.load_bytes(config.replace(**SOURCE_DEFAULTS), data, upload.name)
         if loaded.config.cell not in cells_on(page):
-            raise WeightsError(f"{upload.name} holds a {cell_type(loaded.config.cell).label} "
+            raise WeightsError(f"{upload.name} holds {weights.article(cell_type(loaded.config.cell).label)} "
                                f"({loaded.source['module']}): open it on the "
                                f"{'Simple RNN' if cell_type(loaded.config.cell).page == 'rnn' else 'LSTM and GRU'} page")
     except WeightsError as err:
@@ -174,7 +175,7 @@ def _loaded_controls(page: str, config: ExperimentConfig, comparing: bool) -> No
         state[f"{page}_sequence_seen"] = sequence.file_id
         _take_sequence(config, sequence)
     left, right = st.columns(2)
-    if not comparing and left.button("Compare with the untrained model (A/B)", key=f"{page}_untrained",
+    if page in COMPARES and not comparing and left.button("Compare with the untrained model (A/B)", key=f"{page}_untrained",
                                      help="B: the same cell at its seeded initialisation: both maps on one colour "
                                           "scale, both lag curves and both singular spectra"):
         _go({"b_weights": ""})
