@@ -6,6 +6,7 @@ Any bad flag or value gives a one-line error and exit status 2, never a tracebac
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import sys
 from typing import Sequence
@@ -84,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sweep(parser, args)
         if args.command == "analyze":
             config, files = _loaded(args)
+            file_name = os.path.basename(args.weights_file) if args.weights_file else None
             if not 1 <= args.stride <= config.seq_len:
                 raise ValueError(f"stride must be in [1, seq_len={config.seq_len}], got {args.stride}")
             states = config.hidden * cell_type(config.cell).state_units
@@ -95,14 +97,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError) as err:
         parser.exit(2, f"{parser.prog} {args.command}: error: {err}\n")
     if args.command == "analyze":
-        return _analyze(config, args.stride, args.json, args.lyapunov, files)
+        return _analyze(config, args.stride, args.json, args.lyapunov, files, file_name)
     return _train(config, args.json, args.save)
 
 
 def _read(path: str, flag: str) -> bytes:
     """A file's bytes, its size checked before it is read (explorer.weights.max_bytes)."""
-    import os
-
     from .weights import WeightsError, max_bytes
 
     try:
@@ -118,8 +118,6 @@ def _read(path: str, flag: str) -> bytes:
 
 def _loaded(args: argparse.Namespace) -> tuple[ExperimentConfig, dict[str, bytes]]:
     """The analysis's config, with ``--weights`` and ``--inputs`` read (every problem a ValueError, one line)."""
-    import os
-
     from .weights import EXAMPLES, digest, load, sequence_config
 
     values, files = _values(args, {k: v for k, v in SPECS.items() if k not in FILE_FLAGS}), {}
@@ -142,10 +140,12 @@ def _loaded(args: argparse.Namespace) -> tuple[ExperimentConfig, dict[str, bytes
 
 
 def _analyze(config: ExperimentConfig, stride: int, as_json: bool, lyapunov: int = 0,
-             files: dict[str, bytes] | None = None) -> int:
+             files: dict[str, bytes] | None = None, file_name: str | None = None) -> int:
     from .analysis import analyze, to_json
 
     result = analyze(config, stride=stride, lyapunov=lyapunov, files=files)
+    if result.source is not None and file_name:
+        result.source["file"] = file_name  # the library knows the bytes only by their hash
     if as_json:
         json.dump(to_json(result), sys.stdout, allow_nan=False)
         sys.stdout.write("\n")
