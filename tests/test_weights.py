@@ -118,9 +118,10 @@ class Payload:
         return (Path.touch, (self.path,))
 
 
-def _lying_header() -> bytes:
-    header = json.dumps({"weight_hh_l0": {"dtype": "F32", "shape": [4, 4], "data_offsets": [0, 64]}}).encode()
-    return struct.pack("<Q", len(header)) + header + b"\0" * 16  # 64 bytes promised, 16 there
+def _lying_header(shape=(4, 4), end: int = 64) -> bytes:
+    """A safetensors header promising ``shape`` float32 in bytes [0, end) over a body of 16 bytes."""
+    header = json.dumps({"weight_hh_l0": {"dtype": "F32", "shape": list(shape), "data_offsets": [0, end]}}).encode()
+    return struct.pack("<Q", len(header)) + header + b"\0" * 16
 
 
 def _bad_files(tmp: Path) -> dict[str, bytes]:
@@ -137,6 +138,7 @@ def _bad_files(tmp: Path) -> dict[str, bytes]:
         "plain pickle payload": pickle.dumps(Payload(tmp / "sentinel")),
         "lying safetensors header": _lying_header(),
         "header longer than the file": struct.pack("<Q", 10**9) + b"{}",
+        "shape that disagrees with its offsets": _lying_header(shape=[8, 8], end=16),
         "integer weights": save({"weight_ih_l0": torch.zeros(4, 2, dtype=torch.int32),
                                  "weight_hh_l0": torch.zeros(4, 4, dtype=torch.int32)}),
         "no recurrent module": save({"linear.weight": torch.zeros(3, 3)}),

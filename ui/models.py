@@ -143,7 +143,11 @@ def _loaded_controls(page: str, config: ExperimentConfig, comparing: bool) -> No
     source = loaded.source
     name = EXAMPLES[config.weights].label if config.weights in EXAMPLES else f"file sha256 {source['sha256'][:12]}…"
     st.success(f"Analysing **{name}**: {source['module']}, layer {config.layer}, {config.direction}"
-               + (f", prefix {plain(config.prefix)}" if config.prefix else "") + ".", icon="🧩")
+               + (f", prefix {plain(config.prefix)}" if config.prefix else "") + "."
+               + (" The reverse direction reads the sequence from its end: step 1 of every chart is the input's last "
+                  "step." if config.direction == "reverse" else "")
+               + (f" Its inputs are the outputs of layers 0–{config.layer - 1}, run in torch.nn's own module."
+                  if config.layer > 0 else ""), icon="🧩")
     for note in loaded.notes:
         st.info(plain(note), icon="ℹ️")
     try:
