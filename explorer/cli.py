@@ -6,19 +6,18 @@ Any bad flag or value gives a one-line error and exit status 2, never a tracebac
 from __future__ import annotations
 
 import argparse
-import os
 import json
+import os
 import sys
 from typing import Sequence
 
 from . import backend
-from .config import SPECS, TRAIN_SPECS, ExperimentConfig, TrainConfig, check, describe
-
-FILE_FLAGS = ("weights", "input_file")  # given as files (--weights FILE, --inputs FILE), never as hashes
-SOURCE = FILE_FLAGS + ("layer", "direction", "prefix")  # only analyze loads a model
-SEEDED_SPECS = {k: v for k, v in SPECS.items() if k not in SOURCE}
+from .config import SOURCE_FIELDS, SPECS, TRAIN_SPECS, ExperimentConfig, TrainConfig, check, describe
 from .registry import cell_type
 from .sweep import EXECUTORS, SWEEP_DEFAULTS
+
+FILE_FLAGS = ("weights", "input_file")  # given as files (--weights FILE, --inputs FILE), never as hashes
+SEEDED_SPECS = {k: v for k, v in SPECS.items() if k not in SOURCE_FIELDS}  # train and sweep load no model
 
 
 class _Parser(argparse.ArgumentParser):

@@ -51,6 +51,7 @@ class Spec:
     hi_for: Callable[[Values], int | None] | None = None
     hi_reason: Callable[[Values], str] | None = None
     pattern: str | None = None  # a str field must match this regular expression in full
+    pattern_words: str = ""  # what the pattern allows, in words (for messages)
 
     def shown(self, values: Values) -> bool:
         return self.visible_if is None or bool(self.visible_if(values))
@@ -145,7 +146,7 @@ class TrainConfig:
         return {"model": self.model.to_dict(), **{k: v for k, v in dataclasses.asdict(self).items() if k != "model"}}
 
     def to_query(self) -> dict[str, str]:
-        own = {f.name: _format(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "model"}
+        own = {f.name: format_value(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "model"}
         return {**self.model.to_query(), **own}
 
 
@@ -229,6 +230,7 @@ SPECS: dict[str, Spec] = {
     "max_phase": Spec(lo=0.0, hi=6.283, help="LRU: arg λ drawn in [0, max_phase] (rotation per step)",
                       label="LRU max phase", visible_if=_read_by_cell("max_phase")),
     "weights": Spec(pattern=r"|[a-z0-9_]{1,40}|sha256:[0-9a-f]{64}", label="trained weights",
+                    pattern_words="empty, a shipped example's name, or sha256: and 64 hex digits",
                     help="A trained model instead of the seeded init: a shipped example's name, or the sha256 of a "
                          "loaded file (python -m explorer analyze --weights FILE); the file decides the cell and n",
                     visible_if=lambda v: False),
@@ -238,9 +240,11 @@ SPECS: dict[str, Spec] = {
                       help="Which direction of a bidirectional layer (reverse reads the sequence from its last step)",
                       visible_if=lambda v: False),
     "prefix": Spec(pattern=r"[A-Za-z0-9_.\-]{0,200}", label="prefix",
+                   pattern_words="letters, digits, underscores, dots and dashes (at most 200)",
                    help="Where the recurrent module sits in a larger model's state dict, e.g. encoder.rnn "
                         "(empty: the only one)", visible_if=lambda v: False),
     "input_file": Spec(pattern=r"|sha256:[0-9a-f]{64}", label="input sequence file",
+                       pattern_words="empty, or sha256: and 64 hex digits",
                        help="The sha256 of an uploaded sequence (CSV or NPY, T x d), read with input=file",
                        visible_if=lambda v: False),
 }
@@ -255,7 +259,8 @@ def _unless_weights(spec: Spec) -> Spec:
 
 
 SPECS.update({name: _unless_weights(SPECS[name]) for name in FILE_FIELDS})
-_SOURCE_FIELDS = ("weights", "layer", "direction", "prefix", "input_file")  # in a link only when set
+SELECTION_FIELDS = ("layer", "direction", "prefix")  # which module, layer and direction of the loaded file
+SOURCE_FIELDS = ("weights", *SELECTION_FIELDS, "input_file")  # the files a config reads: in a link only when set
 
 TRAIN_SPECS: dict[str, Spec] = {
     "task": Spec(choices=TASKS, help="A task whose answer depends on inputs far in the past",
@@ -288,6 +293,7 @@ VIEW_SPECS: dict[str, Spec] = {
 VIEW_DEFAULTS = {"scale": "auto", "present": "0", "image": "png"}
 
 _TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name != "model"}
+_MODEL_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ExperimentConfig)}
 _TYPES = {f.name: type(f.default) for f in dataclasses.fields(ExperimentConfig)}
 _TYPES.update({name: type(value) for name, value in _TRAIN_DEFAULTS.items()})
 
@@ -339,7 +345,8 @@ def violations(values: Values) -> list[Violation]:
         found.append(Violation("ortho_reg", 0.0, f"ortho_reg needs a recurrent matrix W_hh; the "
                                                  f"{cell_type(values['cell']).label} has none"))
     if not values.get("weights", ""):  # selecting inside a file means nothing without one: back to the defaults
-        for name, default in (("layer", 0), ("direction", "forward"), ("prefix", "")):
+        for name in SELECTION_FIELDS:
+            default = _MODEL_DEFAULTS[name]
             if values.get(name, default) != default:
                 found.append(Violation(name, default, f"{name} selects inside a loaded file (weights), and none is "
                                                       "loaded", silent=True))
@@ -444,9 +451,7 @@ def describe(name: str) -> str:
     if spec.choices is not None:
         return "one of " + ", ".join(spec.choices)
     if spec.pattern is not None:
-        return {"weights": "empty, a shipped example's name, or sha256: and 64 hex digits",
-                "input_file": "empty, or sha256: and 64 hex digits"}.get(name, "letters, digits, underscores, "
-                                                                               "dots and dashes (at most 200)")
+        return spec.pattern_words
     if kind is bool:
         return "true or false"
     if spec.lo is not None:
@@ -463,15 +468,12 @@ def format_value(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-_format = format_value
-
-
 def to_query(config: ExperimentConfig | TrainConfig) -> dict[str, str]:
     """Every field as a string (the seed always included); ``TrainConfig`` adds its own after the model's."""
     if isinstance(config, TrainConfig):
         return config.to_query()
-    return {f.name: _format(getattr(config, f.name)) for f in dataclasses.fields(config)
-            if f.name not in _SOURCE_FIELDS or getattr(config, f.name) != f.default}
+    return {f.name: format_value(getattr(config, f.name)) for f in dataclasses.fields(config)
+            if f.name not in SOURCE_FIELDS or getattr(config, f.name) != f.default}
 
 
 def _first(value: Any) -> str:
@@ -498,7 +500,7 @@ def from_query(query: Mapping[str, Any], *, train: bool = False) -> tuple[Experi
             try:
                 values[name] = check(name, _first(query[name]))
             except ValueError as err:
-                warnings.append(f"{err}; using the default {_format(defaults[name]) or '(none)'}.")
+                warnings.append(f"{err}; using the default {format_value(defaults[name]) or '(none)'}.")
     config, more = fit(base, **values)
     return config, warnings + more
 
@@ -528,7 +530,7 @@ def fit(config: ExperimentConfig | TrainConfig, **changes: Any) -> tuple[Any, li
             break
         for problem in problems:
             if not problem.silent or problem.field in changes:  # the default lag beyond a short T: no word
-                warnings.append(f"{problem.message}; using {_format(problem.value)}.")
+                warnings.append(f"{problem.message}; using {format_value(problem.value)}.")
             values[problem.field] = problem.value
     return unflat(values, train=isinstance(config, TrainConfig)), warnings
 
