@@ -102,13 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _read(path: str, flag: str) -> bytes:
     """A file's bytes, its size checked before it is read (explorer.weights.max_bytes)."""
-    from .weights import WeightsError, max_bytes
+    from .weights import check_size
 
     try:
-        size = os.path.getsize(path)
-        if size > max_bytes():
-            raise WeightsError(f"{flag} {path}: {size / 2**20:.1f} MB, over the limit of {max_bytes() / 2**20:.0f} MB "
-                               "(EXPLORER_MAX_UPLOAD_MB)")
+        check_size(os.path.getsize(path), f"{flag} {path}", "the limit")
         with open(path, "rb") as handle:
             return handle.read()
     except OSError as err:

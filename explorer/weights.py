@@ -86,6 +86,19 @@ def max_bytes() -> int:
     return int(limits.LIMITS.max_upload_mb * 2**20)
 
 
+def check_size(size: int, name: str, limit: str = "this server's limit") -> None:
+    """A WeightsError for a file of ``size`` bytes over this deployment's limit (before or after reading it)."""
+    if size > max_bytes():
+        raise WeightsError(f"{name} is {size / 2**20:.1f} MB, over {limit} of {max_bytes() / 2**20:.0f} MB "
+                           "(EXPLORER_MAX_UPLOAD_MB)")
+
+
+def not_loaded(what: str, key: str) -> WeightsError:
+    """The error for a config naming an upload (``key``) that this session does not hold."""
+    return WeightsError(f"{what} {key[:19]}… is not loaded here: an upload lives only in the session that uploaded "
+                        "it. Upload it again")
+
+
 def article(label: str) -> str:
     """"an LSTM", "a GRU", "a simple RNN": an acronym read letter by letter takes "an" before a vowel sound."""
     first = label.split()[0]
@@ -106,10 +119,7 @@ def read_tensors(data: bytes, name: str = "the file") -> tuple[dict[str, Tensor]
     """Every tensor of a safetensors or ``torch.save`` file by its (dotted) name, and the safetensors metadata.
 
     Raises :class:`WeightsError` for a file over the limit, truncated, malformed, or asking to run code."""
-    limit = max_bytes()
-    if len(data) > limit:
-        raise WeightsError(f"{name} is {len(data) / 2**20:.1f} MB, over this server's limit of "
-                           f"{limit / 2**20:.0f} MB (EXPLORER_MAX_UPLOAD_MB)")
+    check_size(len(data), name)
     if len(data) == 0:
         raise WeightsError(f"{name} is empty")
     if len(data) > 8 and data[8:9] == b"{":  # safetensors: an 8-byte header length, then its JSON
@@ -266,17 +276,15 @@ class Loaded:
     reverse: bool = False
     source: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    modules: list[Recurrent] = field(default_factory=list)  # every torch.nn module in the file (a page's choices)
 
     def build(self, device: torch.device | str = "cpu"):
-        """The cell of :attr:`config` with this layer's weights (cast to the config's precision), on ``device``."""
+        """The cell of :attr:`config` with this layer's weights (cast to the config's precision), on ``device``.
+        A layer above the first reads the outputs of the one below (n per direction), not the net's d features."""
         from .backend import DTYPES
 
         dtype = DTYPES[self.config.dtype]
-        kind = cell_type(self.config.cell).load()
-        if self.layer_input_size == self.config.input_size:
-            cell = kind.from_config(self.config, dtype)
-        else:  # a layer above the first reads the outputs of the one below, not the net's d features
-            cell = kind(self.layer_input_size, self.config.hidden, dtype=dtype, **_cell_kwargs(self.config))
+        cell = cell_type(self.config.cell).load().from_config(self.config, dtype, input_size=self.layer_input_size)
         try:
             cell.load_state_dict({k: v.to(dtype) for k, v in self.state.items()})
         except RuntimeError as err:
@@ -294,15 +302,6 @@ class Loaded:
         return x.flip(0) if self.reverse else x
 
 
-def _cell_kwargs(config: ExperimentConfig) -> dict[str, Any]:
-    """The constructor keywords of a torch.nn-like cell beyond (input, hidden)."""
-    if config.cell == "rnn":
-        return {"activation": config.activation, "residual": config.residual, "norm": config.norm}
-    if config.cell == "lstm":
-        return {"gates": tuple(config.gates.split(","))}
-    return {}
-
-
 def resolve(config: ExperimentConfig, files: Mapping[str, bytes] | None = None) -> bytes:
     """The bytes ``config.weights`` names: a shipped example, or a file of ``files`` by its digest."""
     name = config.weights
@@ -311,8 +310,7 @@ def resolve(config: ExperimentConfig, files: Mapping[str, bytes] | None = None) 
     if name.startswith("sha256:"):
         if files and name in files:
             return files[name]
-        raise WeightsError(f"the file {name[:19]}… is not loaded here: an upload lives only in the session that "
-                           "uploaded it. Upload it again, or use a shipped example")
+        raise not_loaded("the file", name)
     raise WeightsError(f"weights must be a shipped example ({', '.join(EXAMPLES)}) or a loaded file, got {name!r}")
 
 
@@ -321,17 +319,25 @@ def load(config: ExperimentConfig, files: Mapping[str, bytes] | None = None, nam
     """The layer of the file ``config.weights`` names (``config.prefix``, ``layer``, ``direction``), with the
     config fitted to it (:data:`FILE_FIELDS` from the file; T, inputs, seed, precision and lag from ``config``);
     ``cells``, where given, are the cells the caller takes (a page's, or the CLI's explicit ``--cell``)."""
-    data = resolve(config, files)
-    name = name or (f"{config.weights}.safetensors" if config.weights in EXAMPLES else "the file")
-    loaded = load_bytes(config, data, name)
+    return load_bytes(config, resolve(config, files), name or file_label(config), cells)
+
+
+def file_label(config: ExperimentConfig) -> str:
+    """How messages name the file a config loads: a shipped example by its file, an upload as "the file"."""
+    return f"{config.weights}.safetensors" if config.weights in EXAMPLES else "the file"
+
+
+def load_bytes(config: ExperimentConfig, data: bytes, name: str = "the file",
+               cells: tuple[str, ...] | None = None) -> Loaded:
+    """:func:`load` of a file's bytes."""
+    loaded = _load_bytes(config, data, name)
     if cells is not None and loaded.config.cell not in cells:
         raise WeightsError(f"{name} holds {article(cell_type(loaded.config.cell).label)} ({loaded.source['module']}), "
                            "not " + " or ".join(article(cell_type(c).label) for c in cells))
     return loaded
 
 
-def load_bytes(config: ExperimentConfig, data: bytes, name: str = "the file") -> Loaded:
-    """:func:`load` of a file's bytes."""
+def _load_bytes(config: ExperimentConfig, data: bytes, name: str) -> Loaded:
     tensors, meta = read_tensors(data, name)
     source = {"weights": config.weights or digest(data), "sha256": hashlib.sha256(data).hexdigest(), "file": name}
     if META_KEY in meta:
@@ -349,8 +355,8 @@ def load_bytes(config: ExperimentConfig, data: bytes, name: str = "the file") ->
     defaults = ExperimentConfig()
     values = {k: getattr(defaults, k) for k in FILE_FIELDS}
     values.update(cell=module.cell, hidden=module.hidden, input_size=module.input_size, prefix=module.prefix)
-    if module.cell == "rnn" and config.activation not in ("tanh", "relu"):
-        notes.append(f"torch.nn.RNN computes tanh or relu, not {config.activation}: using tanh")
+    if cell_type(module.cell).torch_module({**config.to_dict(), **values}) is None:  # torch.nn.RNN: tanh or relu
+        notes.append(f"{module.module.split('(')[0]} computes tanh or relu, not {config.activation}: using tanh")
         values["activation"] = "tanh"
     fitted = _fitted(config, values, name)
     rev = config.direction == "reverse"
@@ -362,7 +368,7 @@ def load_bytes(config: ExperimentConfig, data: bytes, name: str = "the file") ->
     below = _below(module, config.layer, tensors, fitted) if config.layer > 0 else None
     layer_d = module.input_size if config.layer == 0 else module.hidden * (1 + module.bidirectional)
     source.update(prefix=module.prefix, layer=config.layer, direction=config.direction, module=module.module)
-    return Loaded(fitted, state, layer_d, below, rev, source, notes)
+    return Loaded(fitted, state, layer_d, below, rev, source, notes, found)
 
 
 def _pick(found: list[Recurrent], prefix: str, name: str) -> Recurrent:
@@ -447,8 +453,7 @@ def lab_file(result: Any) -> bytes:
 def read_sequence(data: bytes, name: str, input_size: int, max_len: int) -> np.ndarray:
     """An input sequence (T, d) from a CSV (numbers, commas; a header line is allowed) or an NPY file
     (``allow_pickle=False``), checked against d and the T bound; float64."""
-    if len(data) > max_bytes():
-        raise WeightsError(f"{name} is over this server's limit of {max_bytes() / 2**20:.0f} MB (EXPLORER_MAX_UPLOAD_MB)")
+    check_size(len(data), name)
     try:
         if data[:6] == b"\x93NUMPY":
             array = np.load(io.BytesIO(data), allow_pickle=False)

@@ -6,20 +6,21 @@ bytes live in ``st.session_state`` and reach the analysis beside the key (:func:
 """
 from __future__ import annotations
 
-from typing import Any
-
 import re
+from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
 from explorer import limits, weights
-from explorer.config import ExperimentConfig
+from explorer.config import SELECTION_FIELDS, SPECS, ExperimentConfig
 from explorer.registry import cell_type, cells_on
 from explorer.weights import EXAMPLES, WeightsError
 
 UPLOADS = "uploads"  # session_state: "sha256:<hex>" -> bytes, this session's files only
 COMPARES = ("rnn", "gated")  # the pages that draw a second config B beside A
-SOURCE_DEFAULTS = {"weights": "", "layer": 0, "direction": "forward", "prefix": ""}
+SOURCE_DEFAULTS = {name: getattr(ExperimentConfig(), name) for name in ("weights", *SELECTION_FIELDS)}
+UNSELECTED = {name: None for name in SELECTION_FIELDS}  # a link's selection inside a file, removed
 
 
 def files() -> dict[str, bytes]:
@@ -50,9 +51,9 @@ def fit(config: Any, page: str) -> tuple[Any, list[str]]:
             if not cells:
                 raise WeightsError("this page analyses seeded inits only: open a trained model on the Simple RNN or "
                                    "LSTM and GRU page")
-            weights.resolve(config, files())
+            data = weights.resolve(config, files())
             quoting = str if config.weights in EXAMPLES else plain  # an upload's names are the uploader's
-            loaded = weights.load(config, files(), cells=cells)
+            loaded = weights.load_bytes(config, data, weights.file_label(config), cells)
             if loaded.config.hidden > limits.LIMITS.max_hidden:  # a file's n cannot be lowered like a slider's
                 raise WeightsError(f"the file's {cell_type(loaded.config.cell).label} has n = {loaded.config.hidden} "
                                    f"units; this server analyses at most {limits.LIMITS.max_hidden} "
@@ -66,6 +67,13 @@ def fit(config: Any, page: str) -> tuple[Any, list[str]]:
         messages.append("The input sequence this link names is not loaded here (an upload lives only in the session "
                         "that uploaded it): using gaussian inputs. Upload it again to use it.")
     return config, messages
+
+
+def page_title(page: str) -> str:
+    """A page's title as the sidebar shows it, from its file (pages/2_Simple_RNN.py: "Simple RNN")."""
+    from .sweeps import PAGE_FILES
+
+    return Path(PAGE_FILES[page]).stem.split("_", 1)[1].replace("_", " ")
 
 
 def _go(changes: dict[str, str | None]) -> None:
@@ -88,14 +96,14 @@ def _take_upload(page: str, config: ExperimentConfig, upload) -> None:
         if loaded.config.cell not in cells_on(page):
             raise WeightsError(f"{upload.name} holds {weights.article(cell_type(loaded.config.cell).label)} "
                                f"({loaded.source['module']}): open it on the "
-                               f"{'Simple RNN' if cell_type(loaded.config.cell).page == 'rnn' else 'LSTM and GRU'} page")
+                               f"{page_title(cell_type(loaded.config.cell).page)} page")
     except WeightsError as err:
         st.warning(plain(str(err)), icon="⚠️")
         return
     key = weights.digest(data)
     files()[key] = data
     seed = loaded.source.get("trained_from_seed")  # a lab file: its untrained twin is the run's own init
-    _go({"weights": key, "layer": None, "direction": None, "prefix": loaded.config.prefix or None,
+    _go({"weights": key, **UNSELECTED, "prefix": loaded.config.prefix or None,
          **({"seed": str(seed)} if seed is not None else {})})
 
 
@@ -119,7 +127,7 @@ def panel(page: str, config: ExperimentConfig, comparing: bool) -> None:
         for column, example in zip(st.columns(len(examples) or 1), examples):
             if column.button(f"Open: {example.label}", key=f"{page}_example_{example.name}"):
                 seed = weights.load(ExperimentConfig(weights=example.name)).source["trained_from_seed"]
-                _go({"weights": example.name, "layer": None, "direction": None, "prefix": None, "seed": str(seed)})
+                _go({"weights": example.name, **UNSELECTED, "seed": str(seed)})
         if examples:
             st.caption("Shipped examples, trained by the Training Lab's own code; each file is reproduced byte for "
                        "byte by " + "; ".join(f"`{e.command}`" for e in examples) + ".")
@@ -150,10 +158,7 @@ def _loaded_controls(page: str, config: ExperimentConfig, comparing: bool) -> No
                   if config.layer > 0 else ""), icon="🧩")
     for note in loaded.notes:
         st.info(plain(note), icon="ℹ️")
-    try:
-        modules = weights.find_recurrent(weights.read_tensors(weights.resolve(config, files()))[0])
-    except WeightsError:
-        modules = []
+    modules = loaded.modules
     module = next((m for m in modules if m.prefix == config.prefix), None)
     columns = st.columns(3)
     if len(modules) > 1:
@@ -161,15 +166,16 @@ def _loaded_controls(page: str, config: ExperimentConfig, comparing: bool) -> No
         choice = columns[0].selectbox("module (prefix)", prefixes, index=prefixes.index(config.prefix),
                                       key=f"{page}_prefix_pick")
         if choice != config.prefix:
-            _go({"prefix": choice or None, "layer": None, "direction": None})
+            _go({**UNSELECTED, "prefix": choice or None})
     if module is not None and module.layers > 1:
         layer = columns[1].selectbox("layer", list(range(module.layers)), index=config.layer, key=f"{page}_layer_pick",
                                      help="The layers below it run in torch.nn's module to make its inputs")
         if layer != config.layer:
             _go({"layer": str(layer)})
     if module is not None and module.bidirectional:
-        direction = columns[2].selectbox("direction", ["forward", "reverse"], index=["forward", "reverse"].index(
-            config.direction), key=f"{page}_direction_pick", help="reverse reads the sequence from its last step")
+        directions = SPECS["direction"].choices
+        direction = columns[2].selectbox("direction", directions, index=directions.index(config.direction),
+                                         key=f"{page}_direction_pick", help=SPECS["direction"].help)
         if direction != config.direction:
             _go({"direction": direction})
     sequence = st.file_uploader(f"input sequence (optional): CSV or NPY, T × {config.input_size}",
@@ -184,7 +190,7 @@ def _loaded_controls(page: str, config: ExperimentConfig, comparing: bool) -> No
                                           "scale, both lag curves and both singular spectra"):
         _go({"b_weights": ""})
     if right.button("Back to the seeded init", key=f"{page}_unload"):
-        _go({"weights": None, "layer": None, "direction": None, "prefix": None, "b_weights": None})
+        _go({"weights": None, **UNSELECTED, "b_weights": None})
 
 
 def untrained_note(config: ExperimentConfig) -> str | None:

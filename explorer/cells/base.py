@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Mapping, Callable
+from typing import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -82,8 +82,9 @@ class RecurrentCell(nn.Module):
     gate_blocks: int = 1
 
     @classmethod
-    def from_config(cls, config: ExperimentConfig, dtype) -> "RecurrentCell":
-        """The uninitialised cell ``config`` describes (:meth:`initialise` seeds it)."""
+    def from_config(cls, config: ExperimentConfig, dtype, input_size: int | None = None) -> "RecurrentCell":
+        """The uninitialised cell ``config`` describes (:meth:`initialise` seeds it); ``input_size`` overrides the
+        config's d (a loaded network's layer above the first reads n per direction from the layer below)."""
         raise NotImplementedError
 
     def initialise(self, config: ExperimentConfig, gen: torch.Generator) -> None:
@@ -240,11 +241,10 @@ def make_inputs(config: ExperimentConfig, batch: int = 1, device: torch.device |
 
     T, d, dtype = config.seq_len, config.input_size, DTYPES[config.dtype]
     if config.input == "file":
-        from ..weights import WeightsError, read_sequence
+        from ..weights import WeightsError, not_loaded, read_sequence
 
         if not files or config.input_file not in files:
-            raise WeightsError(f"the input sequence {config.input_file[:19]}… is not loaded here (an upload lives "
-                               "only in the session that uploaded it): upload it again")
+            raise not_loaded("the input sequence", config.input_file)
         array = read_sequence(files[config.input_file], "the input sequence", d, int(2**31))
         if len(array) < T:
             raise WeightsError(f"the input sequence has T = {len(array)} steps; the config asks for seq_len = {T}")

@@ -41,8 +41,8 @@ class GRU(RecurrentCell):
         stacked_params(self, 3, input_size, hidden, dtype)
 
     @classmethod
-    def from_config(cls, config: ExperimentConfig, dtype) -> "GRU":
-        return cls(config.input_size, config.hidden, dtype=dtype)
+    def from_config(cls, config: ExperimentConfig, dtype, input_size: int | None = None) -> "GRU":
+        return cls(input_size or config.input_size, config.hidden, dtype=dtype)
 
     def fused_step(self) -> Callable:
         weights = (self.weight_ih_l0, self.weight_hh_l0, self.bias_ih_l0, self.bias_hh_l0)

@@ -41,8 +41,8 @@ class LRU(RecurrentCell):
         self.B_im = nn.Parameter(torch.empty(hidden, input_size, **kw))
 
     @classmethod
-    def from_config(cls, config: ExperimentConfig, dtype) -> "LRU":
-        return cls(config.input_size, config.hidden, dtype=dtype)
+    def from_config(cls, config: ExperimentConfig, dtype, input_size: int | None = None) -> "LRU":
+        return cls(input_size or config.input_size, config.hidden, dtype=dtype)
 
     def initialise(self, config: ExperimentConfig, gen: torch.Generator) -> None:
         """The paper's ring initialisation, drawn in float64 from ``gen`` (same numbers in either dtype)."""

@@ -57,8 +57,8 @@ class LSTM(RecurrentCell):
         stacked_params(self, 4, input_size, hidden, dtype)
 
     @classmethod
-    def from_config(cls, config: ExperimentConfig, dtype) -> "LSTM":
-        return cls(config.input_size, config.hidden, tuple(config.gates.split(",")), dtype=dtype)
+    def from_config(cls, config: ExperimentConfig, dtype, input_size: int | None = None) -> "LSTM":
+        return cls(input_size or config.input_size, config.hidden, tuple(config.gates.split(",")), dtype=dtype)
 
     def initialise(self, config: ExperimentConfig, gen: torch.Generator) -> None:
         super().initialise(config, gen)

@@ -38,8 +38,8 @@ class _InputGated(RecurrentCell):
         self.bias_ih_l0 = nn.Parameter(torch.empty(self.gate_blocks * hidden, dtype=dtype))
 
     @classmethod
-    def from_config(cls, config: ExperimentConfig, dtype) -> "_InputGated":
-        return cls(config.input_size, config.hidden, dtype=dtype)
+    def from_config(cls, config: ExperimentConfig, dtype, input_size: int | None = None) -> "_InputGated":
+        return cls(input_size or config.input_size, config.hidden, dtype=dtype)
 
     def initialise(self, config: ExperimentConfig, gen: torch.Generator) -> None:
         reset_default(self, self.hidden, gen)  # torch.nn.Linear-like U(-1/sqrt(n), 1/sqrt(n)); no W_hh to init

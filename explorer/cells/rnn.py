@@ -84,8 +84,9 @@ class SimpleRNN(RecurrentCell):
         self.frozen_statistics = False
 
     @classmethod
-    def from_config(cls, config: ExperimentConfig, dtype) -> "SimpleRNN":
-        return cls(config.input_size, config.hidden, config.activation, config.residual, config.norm, dtype=dtype)
+    def from_config(cls, config: ExperimentConfig, dtype, input_size: int | None = None) -> "SimpleRNN":
+        return cls(input_size or config.input_size, config.hidden, config.activation, config.residual, config.norm,
+                   dtype=dtype)
 
     def initialise(self, config: ExperimentConfig, gen: torch.Generator) -> None:
         r"""torch.nn's default, W_hh by ``config.init``; then, where ``config.bias_std`` is a number
