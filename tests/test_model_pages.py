@@ -136,3 +136,14 @@ def test_the_labs_button_opens_the_trained_weights_beside_the_untrained(monkeypa
     shown = titled(at, "A: log10 ‖·‖₂ of ∂h_s/∂h_t")[0]
     np.testing.assert_allclose(array(shown["data"][0]["z"]).T, direct.log10_spectral["state"], rtol=1e-6, atol=1e-6,
                                equal_nan=True)  # a chart carries float32
+
+
+def test_the_reproduce_box_reads_uploads_only_and_names_an_example():
+    from ui.classroom import command, snippet
+
+    sequence = "sha256:" + "ab" * 32
+    both = ExperimentConfig(weights="lstm_adding", cell="lstm", hidden=32, input="file", input_file=sequence, seq_len=40)
+    assert "--weights lstm_adding --inputs YOUR_SEQUENCE.csv" in command(both)
+    assert f"files={{{sequence!r}: open('YOUR_SEQUENCE.csv', 'rb').read()}}" in snippet(both)  # the example: no file
+    upload = ExperimentConfig(weights="sha256:" + "cd" * 32)
+    assert "--weights YOUR_MODEL.safetensors" in command(upload) and "YOUR_MODEL.safetensors" in snippet(upload)

@@ -135,17 +135,24 @@ def command(config: ExperimentConfig | TrainConfig, stride: int | None = None) -
     return " ".join(["python -m explorer", "train" if train else "analyze", *flags, *extra, "--json"])
 
 
+MODEL_FILE, SEQUENCE_FILE = "YOUR_MODEL.safetensors", "YOUR_SEQUENCE.csv"  # what a visitor's uploads stand as
+
+
+def _uploads(config: ExperimentConfig | TrainConfig) -> dict[str, str]:
+    """The uploads a config reads (its sha256 names -> the file each stands as): a shipped example is no upload."""
+    if isinstance(config, TrainConfig):
+        return {}
+    out = {config.weights: MODEL_FILE} if config.weights and config.weights not in EXAMPLES else {}
+    return out | ({config.input_file: SEQUENCE_FILE} if config.input == "file" else {})
+
+
 def _file_flags(config: ExperimentConfig | TrainConfig) -> list[str]:
     """``--weights`` and ``--inputs`` of a config that loads files: a shipped example by name, an upload as the
     file the visitor holds (the config names it only by its sha256)."""
     if isinstance(config, TrainConfig):
         return []
-    flags = []
-    if config.weights:
-        flags.append(f"--weights {config.weights if config.weights in EXAMPLES else 'YOUR_MODEL.safetensors'}")
-    if config.input == "file":
-        flags.append("--inputs YOUR_SEQUENCE.csv")
-    return flags
+    flags = [f"--weights {config.weights if config.weights in EXAMPLES else MODEL_FILE}"] if config.weights else []
+    return flags + (["--inputs " + SEQUENCE_FILE] if config.input == "file" else [])
 
 
 def snippet(config: ExperimentConfig | TrainConfig, stride: int | None = None) -> str:
@@ -157,10 +164,9 @@ def snippet(config: ExperimentConfig | TrainConfig, stride: int | None = None) -
         return (f"from explorer import ExperimentConfig, TrainConfig\nfrom explorer.train import train\n"
                 f"run = train(TrainConfig(model=ExperimentConfig({model}){', ' + own if own else ''}))")
     strided = f", stride={stride}" if stride and stride > 1 else ""
-    if config.weights and config.weights not in EXAMPLES or config.input == "file":
-        loads = {k: f"YOUR_{'MODEL' if k == 'weights' else 'SEQUENCE'}_FILE" for k in ("weights", "input_file")
-                 if getattr(config, k)}
-        files = ", ".join(f"{getattr(config, k)!r}: open({path!r}, 'rb').read()" for k, path in loads.items())
+    uploads = _uploads(config)
+    if uploads:  # an example needs no file: the library finds it by name
+        files = ", ".join(f"{key!r}: open({path!r}, 'rb').read()" for key, path in uploads.items())
         strided += f", files={{{files}}}"
     return (f"from explorer import ExperimentConfig, analyze\n"
             f"result = analyze(ExperimentConfig({_arguments(config, ExperimentConfig())}){strided})\n"

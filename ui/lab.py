@@ -220,16 +220,16 @@ def weights_actions(config: TrainConfig, result) -> None:
     """The run's final weights: a safetensors download, and a button that opens them on their cell's analysis page
     beside the untrained model (the run's own initial weights: the same seed) as B."""
     from explorer import weights
+    from explorer.export import file_name
 
     from . import models
     from .sweeps import PAGE_FILES
 
-    data = weights.lab_file(result)
-    key = weights.digest(data)
     page = cell_type(config.model.cell).page
     left, right = st.columns(2)
-    left.download_button("⬇ trained weights (safetensors)", data, file_name=f"{run_label(config)}.safetensors"
-                         .replace(" ", "_").replace(",", "").replace("=", ""),
+    # the file is written when asked for (a download's bytes are made on its click), not on every rerun
+    left.download_button("⬇ trained weights (safetensors)", lambda: weights.lab_file(result),
+                         file_name=file_name(config, "weights", "safetensors"),
                          mime="application/octet-stream", key="dl_lab_weights", on_click="ignore",
                          help="torch.nn names (weight_ih_l0, ...) and the read-out; the run's config in the metadata. "
                               "Open it with python -m explorer analyze --weights FILE, or on the analysis pages.")
@@ -237,6 +237,8 @@ def weights_actions(config: TrainConfig, result) -> None:
                     key="lab_open_weights",
                     help="The trained cell as A, its initial weights as B: both maps on one colour scale, both lag "
                          "curves and both singular spectra"):
+        data = weights.lab_file(result)
+        key = weights.digest(data)
         models.files()[key] = data
         query = {"weights": key, "seed": str(config.model.seed), "seq_len": str(config.model.seq_len)}
         st.switch_page(PAGE_FILES[page], query_params=query | ({"b_weights": ""} if page in models.COMPARES else {}))
