@@ -66,20 +66,10 @@ DONE = f"""() => {{
 
 def script_seconds() -> float:
     """The page script's own run time on the server (AppTest), after a warm-up run on another config."""
-    from streamlit.testing.v1 import AppTest
+    from tests.apptests import timed_run
 
-    def visit(query: dict) -> float:
-        at = AppTest.from_file(str(ROOT / "Overview.py"), default_timeout=300)
-        at.query_params.update(query)
-        at.switch_page(f"pages/2_{PAGE}.py")
-        start = time.perf_counter()
-        at.run()
-        seconds = time.perf_counter() - start
-        assert not at.exception, [e.value for e in at.exception]
-        return seconds
-
-    visit({"seed": "1"})  # imports, first analysis
-    return visit({})
+    timed_run(f"pages/2_{PAGE}.py", {"seed": "1"})  # imports, first analysis
+    return timed_run(f"pages/2_{PAGE}.py", {})
 
 
 def throttle(context, page, mbit: float | None, rtt_ms: float) -> None:

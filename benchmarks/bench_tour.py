@@ -23,17 +23,9 @@ backend.configure()
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from explorer.tour import STEPS  # noqa: E402
+from tests.apptests import timed_run as visit  # noqa: E402
 
 
-def visit(page: str, query: dict) -> float:
-    at = AppTest.from_file(str(ROOT / "Overview.py"), default_timeout=300)
-    at.query_params.update(query)
-    at.switch_page(page)
-    start = time.perf_counter()
-    at.run()
-    seconds = time.perf_counter() - start
-    assert not at.exception, [e.value for e in at.exception]
-    return seconds
 
 
 def forget_everything() -> None:

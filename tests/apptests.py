@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,19 @@ def run(page: str, query: dict[str, str], timeout: int = 60) -> AppTest:
     at.query_params.update({**SMALL, **query})
     at.switch_page(page)
     return at.run()
+
+
+def timed_run(page: str, query: dict[str, str]) -> float:
+    """Seconds of one server-side run of ``page`` at exactly ``query`` (a new session; nothing merged in): the
+    benchmarks' measure of a page's script."""
+    at = AppTest.from_file(str(ROOT / "Overview.py"), default_timeout=300)
+    at.query_params.update(query)
+    at.switch_page(page)
+    start = time.perf_counter()
+    at.run()
+    seconds = time.perf_counter() - start
+    assert not at.exception, [e.value for e in at.exception]
+    return seconds
 
 
 def figures(at: AppTest) -> list[dict]:
