@@ -28,7 +28,6 @@ import json
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,7 @@ import urllib.request
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import CHROMIUM_ARGS, VIEWPORT, find_chromium  # noqa: E402
+from tests.conftest import CHROMIUM_ARGS, VIEWPORT, _free_port as free_port, find_chromium  # noqa: E402
 
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 HEADING = "[data-testid='stMain'] h1"
@@ -47,12 +46,6 @@ DRAWN = "[data-testid='stPlotlyChart'] .js-plotly-plot .main-svg"
 EXCEPTION = "[data-testid='stException']"
 TIMEOUT_MS = 300_000
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager
