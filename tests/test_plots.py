@@ -1,6 +1,7 @@
-"""The figures' template is assigned without validating it again, and their layout set leaf by leaf instead of through
-``update_layout`` (explorer.plots.white and _layout, for speed): every figure's JSON must equal the one Plotly's own
-path builds, for the figures of a whole analysis."""
+"""The figures' template is assigned without validating it again, their layout set leaf by leaf instead of through
+``update_layout``, and their zero line appended as a shape instead of through ``add_hline`` (explorer.plots.white,
+_layout, _zero_line, for speed): every figure's JSON must equal the one Plotly's own path builds, for the figures of a
+whole analysis."""
 from __future__ import annotations
 
 import json
@@ -44,6 +45,7 @@ def _figures() -> list[go.Figure]:
 def test_every_figure_is_as_plotlys_own_update_methods_build_it(monkeypatch):
     ours = [json.loads(fig.to_json()) for fig in _figures()]
     monkeypatch.setattr(plots, "_layout", _plotlys_own_layout)
+    monkeypatch.setattr(plots, "_zero_line", lambda fig: fig.add_hline(y=0, line=dict(color="grey", width=1)))
     theirs = [json.loads(fig.to_json()) for fig in _figures()]
     for mine, reference in zip(ours, theirs):
         assert mine["layout"]["template"]["layout"]["plot_bgcolor"] == "white"
