@@ -38,7 +38,7 @@ with intro:
              + (r"N'_k\," if config.norm != "none" else "") + r"W_{hh}")
     lags, spec, fro = result.lag_curve()
     bound_base = "1 + γ·σ_max(W_hh)" if config.residual else "γ·σ_max(W_hh)"
-    cols = st.columns(4)
+    cols = [*st.columns(2), *st.columns(2)]  # two by two: four across cut "101 × 101" to "101 ×…" at 1024 px
     ui.log10_metric(cols[0], "log10 ‖∂h_T/∂h_0‖₂", spec[-1], result)
     cols[1].metric(bound_base, "—" if result.bound_log10_rate is None else f"{10 ** result.bound_log10_rate:.3f}",
                    help="The bound's factor per step; — where none applies")
