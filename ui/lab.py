@@ -233,7 +233,7 @@ def weights_actions(config: TrainConfig, result) -> None:
                          mime="application/octet-stream", key="dl_lab_weights", on_click="ignore",
                          help="torch.nn names (weight_ih_l0, ...) and the read-out; the run's config in the metadata. "
                               "Open it with python -m explorer analyze --weights FILE, or on the analysis pages.")
-    if right.button("Open on the analysis page" + (": trained against untrained" if page in models.COMPARES else ""),
+    if right.button("Analyse: trained vs untrained" if page in models.COMPARES else "Analyse the trained cell",
                     key="lab_open_weights",
                     help="The trained cell as A, its initial weights as B: both maps on one colour scale, both lag "
                          "curves and both singular spectra"):

@@ -124,8 +124,8 @@ def panel(page: str, config: ExperimentConfig, comparing: bool) -> None:
     state = st.session_state
     with st.expander("🧩 Your own model: analyse trained weights", expanded=bool(config.weights)):
         examples = [e for e in EXAMPLES.values() if e.page == page]
-        for column, example in zip(st.columns(len(examples) or 1), examples):
-            if column.button(f"Open: {example.label}", key=f"{page}_example_{example.name}"):
+        for example in examples:  # one per line: side by side, their labels were cut at 1024 px
+            if st.button(f"Open: {example.label}", key=f"{page}_example_{example.name}"):
                 seed = weights.load(ExperimentConfig(weights=example.name)).source["trained_from_seed"]
                 _go({"weights": example.name, **UNSELECTED, "seed": str(seed)})
         if examples:
