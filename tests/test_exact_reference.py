@@ -42,8 +42,8 @@ CASES = {
     "rnn-float64": (ExperimentConfig(dtype="float64", init="gaussian", gain=1.1, seq_len=80, hidden=24), 1),
 }
 
-USES = {"rnn-default": ("ritz", "moment", "cholesky", "exact"), "relu-power-steps": ("power",),
-        "lstm-both-views": ("ritz", "moment", "cholesky", "exact")}
+USES = {"rnn-default": ("ritz", "moment", "cholesky", "refined"), "relu-power-steps": ("power",),
+        "lstm-both-views": ("ritz", "moment", "cholesky", "refined")}
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -82,11 +82,16 @@ class PairNorms:
         return self.tally.exact
 
 
-def _plan_at(L: int, settled: float, powered: float, orthonormal: bool) -> Plan:
-    """The plan for lag L of one view, from the share of rows the certificates ``settled`` at the
-    previous lag and the share the power step settled when last tried (``powered``).
+def _cheap(tally: Tally) -> int:
+    """Norms settled without the Gram matrix's refinement or eigen-solve: what decides the next plan."""
+    return tally.certified - tally.refined
 
-    At short lags (flat spectra) the bounds fail: straight to the eigen-solve (``Plan.FLAT``),
+
+def _plan_at(L: int, settled: float, powered: float, orthonormal: bool) -> Plan:
+    """The plan for lag L of one view, from the share of rows the cheap certificates (:func:`_cheap`)
+    ``settled`` at the previous lag and the share the power step settled when last tried (``powered``).
+
+    At short lags (flat spectra) the bounds fail: straight to the Gram matrix's refinement (``Plan.FLAT``),
     trying them again every 4th lag. The power step pays where it settles most rows (one dominant
     direction, the RNN's long lags; not the LSTM's, whose carousel keeps several): tried again
     every 8th lag. ``orthonormal``: the warm block's rows (not after a power step)."""
@@ -182,11 +187,11 @@ def all_pairs(jac: Jacobians, T: int, m: int, *, views: tuple[View, ...] = (View
                     sigma2 = exact_spectral(S)
                     tally.settle(Certificate.EXACT, nb)
                 else:
-                    before_all, before_power = tally.certified, tally.power
+                    before_cheap, before_power = _cheap(tally), tally.power
                     plan = _plan_at(L, settled[v.name], powered[v.name], orthonormal[v.name])
                     sigma2, warm[v.name] = certified_spectral(S, warm[v.name][:nb], F2, rtol, tally, plan)
                     orthonormal[v.name] = not plan.uses(Certificate.POWER)
-                    settled[v.name] = (tally.certified - before_all) / nb
+                    settled[v.name] = (_cheap(tally) - before_cheap) / nb
                     if plan.uses(Certificate.POWER):
                         powered[v.name] = (tally.power - before_power) / nb
                 log10_spec = (log_scale + 0.5 * torch.log(sigma2.double())) * LOG10E
