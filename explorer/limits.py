@@ -11,7 +11,8 @@ EXPLORER_ANALYSIS_SECONDS  one analysis, in seconds of the reference machine (ex
 EXPLORER_LAB_MAX_STEPS     optimiser steps of one Training Lab run                                 20000
 EXPLORER_LAB_FLOPS         float ops of one Training Lab run                                       1.6e12
 EXPLORER_CONCURRENT        computations at once; the rest queue (ui.gate)                          cores / threads
-EXPLORER_CACHE_MB          megabytes of results kept in the shared caches                          256
+EXPLORER_CACHE_MB          megabytes of results kept in the shared caches (a quarter more for      256
+                           figures: explorer.memo)
 EXPLORER_MAX_UPLOAD_MB     megabytes of a loaded weights or sequence file (held in memory only)    16
 =========================  =====================================================================  =========
 

@@ -3,6 +3,10 @@
 Sized for a projector: large fonts, a white template, a diverging scale centred at 0 for
 log-norms (blue = vanishing, red = exploding). Heatmaps are decimated for display only
 (at most ``max_cells`` per axis); the full data goes to the downloads.
+
+The analysis pages' figures are remembered by the content of their arguments (:mod:`explorer.memo`): the same
+numbers give the same figure object, which callers must not change. The training figures, redrawn live with new
+numbers each time, are not.
 """
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
+
+from .memo import figure_memo
 
 # a system font: a PNG export renders off-screen without the page's web fonts, and legend entries sized for
 # one font overlapped in the other
@@ -80,6 +86,7 @@ def _finite_or_nan(a: np.ndarray) -> np.ndarray:
     return out
 
 
+@figure_memo
 def jacobian_heatmap(grid: np.ndarray, log10_map: np.ndarray, *, title: str, quantity: str = "log10 ‖∂h_s/∂h_t‖₂",
                      max_cells: int = 300, limit: float | None = None) -> go.Figure:
     """Heatmap of ``log10_map[i, j]`` = log10 norm of dz_{grid[j]}/dz_{grid[i]} over (t, s).
@@ -100,6 +107,7 @@ def jacobian_heatmap(grid: np.ndarray, log10_map: np.ndarray, *, title: str, qua
     return _layout(fig, title, "t (earlier step)", "s (later step)", height=560)
 
 
+@figure_memo
 def lag_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, title: str,
                bound: tuple[np.ndarray, np.ndarray] | None = None, y: str = "log10 ‖∂h_T/∂h_(T−k)‖₂",
                bound_name: str = "bound k·log10(γ σ_max)") -> go.Figure:
@@ -117,6 +125,7 @@ def lag_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, title: st
     return _layout(fig, title, "lag k = T − t", y)
 
 
+@figure_memo
 def mean_field_figure(lags: np.ndarray, measured: np.ndarray, log10_chi: float | None, *, title: str,
                       anchor: tuple[float, float] = (0.0, 0.0)) -> go.Figure:
     r"""The measured log10(||dh_T/dh_(T-k)||_F^2 / n) against the lag k (lags (L,), measured (L,)) beside the
@@ -136,6 +145,7 @@ def mean_field_figure(lags: np.ndarray, measured: np.ndarray, log10_chi: float |
     return _layout(fig, title, "lag k = T − t", "log10 (‖∂h_T/∂h_(T−k)‖_F² / n)")
 
 
+@figure_memo
 def lyapunov_figure(exponents: np.ndarray, references: Mapping[str, float | None], *, title: str) -> go.Figure:
     """The top K Lyapunov exponents (K,), log10 per step, largest first, as markers against i, with each finite
     reference (name -> log10 per step) a dashed horizontal line."""
@@ -154,6 +164,7 @@ def lyapunov_figure(exponents: np.ndarray, references: Mapping[str, float | None
     return _layout(fig, title, "i (largest first)", "λ_i, log10 per step")
 
 
+@figure_memo
 def contributions_figure(log10_terms: np.ndarray, *, title: str) -> go.Figure:
     """Per-step terms of the lecture's sum dL/dW_x = sum_t C_t: log10 ||C_t|| (bars) and
     the share of the total carried by steps >= t (line, right axis)."""
@@ -176,6 +187,7 @@ def contributions_figure(log10_terms: np.ndarray, *, title: str) -> go.Figure:
     return fig
 
 
+@figure_memo
 def step_norms_figure(steps: np.ndarray, log10_norms: np.ndarray, *, title: str) -> go.Figure:
     """log10 ||J_k||_2 of single steps against k, with the line of ||J_k|| = 1."""
     fig = go.Figure(go.Scatter(x=steps, y=_finite_or_nan(log10_norms), mode="lines+markers" if len(steps) < 60 else "lines",
@@ -186,6 +198,7 @@ def step_norms_figure(steps: np.ndarray, log10_norms: np.ndarray, *, title: str)
     return _layout(fig, title, "step k", "log10 ‖J_k‖₂", height=360)
 
 
+@figure_memo
 def gate_spread_figure(quantiles: Mapping[str, np.ndarray], *, title: str) -> go.Figure:
     """Per gate and step: the median over units (line) and the middle half (band), from its quartiles
     (3, T) (:func:`explorer.analysis.gate_quartiles`)."""
@@ -206,6 +219,7 @@ def gate_spread_figure(quantiles: Mapping[str, np.ndarray], *, title: str) -> go
     return _layout(fig, title, "step t", "gate value")
 
 
+@figure_memo
 def eigenvalue_figure(eigenvalues: np.ndarray, *, title: str, names: Sequence[str] = ("W_hh",)) -> go.Figure:
     """Eigenvalues in the complex plane with the unit circle; one colour per n x n block."""
     fig = go.Figure()
@@ -220,6 +234,7 @@ def eigenvalue_figure(eigenvalues: np.ndarray, *, title: str, names: Sequence[st
     return _layout(fig, title, "Re λ", "Im λ")
 
 
+@figure_memo
 def singular_values_figure(log10_values: Mapping[str, np.ndarray], *, title: str,
                            limit: float | None = None) -> go.Figure:
     """log10 sigma_i against index i (descending), one series per name; NaN (not drawn) below ``limit``, the
@@ -236,6 +251,7 @@ def singular_values_figure(log10_values: Mapping[str, np.ndarray], *, title: str
     return _layout(fig, title, "index i", "log10 σ_i")
 
 
+@figure_memo
 def gate_heatmaps(gates: Mapping[str, np.ndarray], *, title: str, signed: Sequence[str] = (),
                   max_cells: int = 200) -> go.Figure:
     """One heatmap per gate over (step, unit), on one shared [0, 1] scale (the ``signed`` ones, tanh
@@ -258,6 +274,7 @@ def gate_heatmaps(gates: Mapping[str, np.ndarray], *, title: str, signed: Sequen
     return fig
 
 
+@figure_memo
 def saturation_figure(shares: Mapping[str, np.ndarray], *, title: str) -> go.Figure:
     """Share of units per step whose gate is below 0.05 or above 0.95."""
     fig = go.Figure()
@@ -268,6 +285,7 @@ def saturation_figure(shares: Mapping[str, np.ndarray], *, title: str) -> go.Fig
     return _layout(fig, title, "step t", "share of units saturated")
 
 
+@figure_memo
 def trajectories_figure(values: np.ndarray, units: Sequence[int], *, title: str, y: str) -> go.Figure:
     """Lines of ``values[:, u]`` (T+1, n) over t = 0..T for the chosen units."""
     fig = go.Figure()
@@ -278,6 +296,7 @@ def trajectories_figure(values: np.ndarray, units: Sequence[int], *, title: str,
     return _layout(fig, title, "step t", y)
 
 
+@figure_memo
 def state_heatmap(values: np.ndarray, *, title: str, name: str, max_cells: int = 200) -> go.Figure:
     """A state (T+1, n) over (step, unit) on a diverging scale centred at 0."""
     keep_t, keep_u = decimate(values.shape[0], max_cells), decimate(values.shape[1], max_cells)
@@ -380,6 +399,7 @@ def _edges(values: np.ndarray) -> tuple[float, float]:
     return float(values[0] - half), float(values[-1] + half)
 
 
+@figure_memo
 def phase_diagram_figure(x: np.ndarray, y: np.ndarray, z: np.ndarray, *, title: str, x_label: str, y_label: str,
                          quantity: str, line: tuple[np.ndarray, np.ndarray] | None = None,
                          line_name: str = "theory: χ = 1", limit: float | None = None) -> go.Figure:

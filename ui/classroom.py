@@ -5,9 +5,11 @@ from __future__ import annotations
 import functools
 import glob
 import os
+import weakref
 from typing import Any
 from urllib.parse import urlencode
 
+import plotly.graph_objects as go
 import streamlit as st
 
 from explorer.config import ExperimentConfig, TrainConfig, to_query
@@ -93,11 +95,27 @@ def frame(page: str, title: str) -> tuple[Any, Any]:
     return st.container(), main
 
 
+_PRESENTED: dict[int, tuple[weakref.ref, Any]] = {}  # id(figure) -> (the figure, its projector copy); figures are unhashable
+
+
 def style(fig, page: str):
     """A figure as this page draws it: on a projector (presentation mode) larger type, thicker lines and
-    colour bars, and a height that fits the screen; else as it is."""
+    colour bars, and a height that fits the screen; else as it is. The projector's is a copy, made once per
+    figure: the analysis pages' figures are shared by every visitor (``explorer.memo``) and never changed."""
     if not presenting(page):
         return fig
+    known = _PRESENTED.get(id(fig))
+    if known is not None and known[0]() is fig:
+        return known[1]
+    styled = _projector(go.Figure(fig))
+    if len(_PRESENTED) > 256:  # forget the figures no longer alive
+        for key in [key for key, (ref, _) in _PRESENTED.items() if ref() is None]:
+            _PRESENTED.pop(key, None)
+    _PRESENTED[id(fig)] = (weakref.ref(fig), styled)
+    return styled
+
+
+def _projector(fig):
     fig.update_layout(font=dict(size=20), height=min(fig.layout.height or PRESENT_HEIGHT, PRESENT_HEIGHT),
                       title=dict(font=dict(size=22)), legend=dict(font=dict(size=18)))
     fig.update_xaxes(tickfont=dict(size=18), title_font=dict(size=20))
