@@ -10,6 +10,7 @@ import numpy as np
 import streamlit as st
 
 from explorer import limits
+from explorer.backend import release_memory
 from explorer.analysis import Analysis, analyze, auto_stride
 from explorer.analysis import lag_curve as _uncached_lag_curve
 from explorer.config import ExperimentConfig, TrainConfig
@@ -82,6 +83,7 @@ def shared(cached: Callable[..., Any], *args: Any, background: bool = False, **u
         result = cached(*args, **unhashed)
     for name, old in LEDGER.add(key, nbytes(result)):
         _CACHES[name].clear(*old)
+    release_memory()  # the computation's transients, freed, back to the system
     return result
 
 

@@ -32,7 +32,10 @@ from .certificates import Certificate, Plan, Tally, _unit_start, certified_spect
 from .chains import LOG10E, Jacobians, _block_products, _Split, _times, make_grid, scaled
 from .workers import _run_split
 
-CHUNK_BYTES = 256 * 2**20  # memory for the products of one chunk of start points
+# memory for the products of one chunk of start points: their certificates hold a few more batches of that size
+# (the Gram matrices, their powers, the shifted copies), so this bounds a large analysis's transient memory too
+CHUNK_BYTES = 64 * 2**20
+STEPS_BYTES = 256 * 2**20  # the Jacobians of every step, built once at stride 1 when they fit
 METHODS = ("certified", "exact")
 Method = Literal["certified", "exact"]
 
@@ -139,7 +142,7 @@ def all_pairs(jac: Jacobians, T: int, m: int, *, views: tuple[View, ...] = (View
     itemsize = torch.empty((), dtype=dtype).element_size()
     if stride == 1:
         every_step = None
-        if T * m * m * itemsize <= CHUNK_BYTES:  # built once, not once per lag
+        if T * m * m * itemsize <= STEPS_BYTES:  # built once, not once per lag
             every_step, every_log = scaled(jac, torch.arange(1, T + 1, device=device))
             every_split = None if diagonal_from is None else _Split.of(every_step, diagonal_from)
 
