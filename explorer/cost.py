@@ -9,7 +9,8 @@ reads nothing but the config, a shared link gives the same stride and picture ev
 
 with one term per kind of work (:func:`features`): float32 and float64 matrix products (the Jacobians, the fold
 of the steps into the grid's blocks, the grid pairs' products and certificates), a fixed cost per grid pair, the
-exact eigen-solves of crowded spectra (orthogonal and identity inits: nearly every pair), the float64 product of the
+O(m^3) certificates of crowded spectra (the refined Ritz value and its Cholesky test, else an eigen-solve; orthogonal
+and identity inits: nearly every pair), the float64 product of the
 singular values at the lag, the per-step work (which holds the diagonal cells' maps), batch norm's batch and the fixed cost of a
 run. The coefficients ``COEFFICIENTS`` are fitted on this project's 2-core machine by
 ``python benchmarks/bench_cost.py``, which prints the fit and its error on configs it did not fit.
@@ -25,15 +26,16 @@ from .registry import cell_type
 
 PAIR_COST = 2.5  # matmul-equivalents per grid pair: the product, norms and the spectral certificate
 # Inits whose W_hh has a flat singular spectrum: products keep a crowded top, which no cheap bound certifies, so
-# nearly every pair takes an exact eigen-solve (measured: 18,774 of 20,100 pairs at T = 200, n = 128).
+# nearly every pair takes an O(m^3) certificate (measured: 18,774 of 20,100 pairs at T = 200, n = 128; since the
+# refined certificate 1,931 of them an eigen-solve, the rest about half its cost: the fit below predates it).
 CROWDED_INITS = frozenset({"orthogonal", "identity"})
-# Share of pairs that take an exact eigen-solve: crowded inits, then the chaotic regime (a gaussian W_hh of gain
+# Share of pairs that take an O(m^3) certificate: crowded inits, then the chaotic regime (a gaussian W_hh of gain
 # >= 1: measured 7,000 of 80,200 pairs at T = 400, n = 128, gain 1.2), then the rest (4,300 at the default init).
 CROWDED_SHARE, CHAOTIC_SHARE, SPREAD_SHARE = 1.0, 0.09, 0.055
 
 
 def exact_share(config: ExperimentConfig) -> float:
-    """The share of grid pairs whose spectral norm needs an exact eigen-solve (see the constants above)."""
+    """The share of grid pairs whose spectral norm needs an O(m^3) certificate (see the constants above)."""
     if config.init in CROWDED_INITS:
         return CROWDED_SHARE
     return CHAOTIC_SHARE if config.init == "gaussian" and config.gain >= 1.0 else SPREAD_SHARE
@@ -45,8 +47,8 @@ COEFFICIENTS: dict[str, float] = {
     "matmul32": 1.0 / 175e9,  # float32 flops
     "matmul64": 1.0 / 72e9,  # float64 flops
     "pairs": 7.7e-7,  # per grid pair and view: dispatch and certificate bookkeeping
-    "exact": 1.0 / 8.1e9,  # per m^3 of an exact eigen-solve (a Gram matrix and its eigenvalues)
-    "exact_calls": 5.0e-5,  # per exact eigen-solve: LAPACK's call and the batching around it
+    "exact": 1.0 / 8.1e9,  # per m^3 of a crowded spectrum's certificate (a Gram matrix, then refined or eigen-solved)
+    "exact_calls": 5.0e-5,  # per such certificate: the small calls and the batching around them
     "singular64": 1.0 / 39.5e9,  # float64 flops of the singular values' product
     "steps": 1.0 / 2.17e9,  # per step, m^2 and gate block: back-propagation, contributions, the diagonal cells' maps
     "batch": 1.0 / 1.6e9,  # per sequence, step and n^2 of batch norm's forward pass
