@@ -95,7 +95,8 @@ def frame(page: str, title: str) -> tuple[Any, Any]:
     return st.container(), main
 
 
-_PRESENTED: dict[int, tuple[weakref.ref, Any]] = {}  # id(figure) -> (the figure, its projector copy); figures are unhashable
+# id(figure) -> (the figure, its projector copy): Plotly figures are unhashable, so no WeakKeyDictionary
+_PRESENTED: dict[int, tuple[weakref.ref, Any]] = {}
 
 
 def style(fig, page: str):

@@ -234,6 +234,14 @@ def _positive_definite(A: Tensor) -> Tensor:
     return ok
 
 
+def _all_below(G: Tensor, mu: Tensor) -> Tensor:
+    """Whether every eigenvalue of each symmetric G (B, c, c) is below mu (B,): mu I - G positive definite (Sylvester),
+    on the LAPACK workers. (B,) bool."""
+    shifted = G.neg()
+    shifted.diagonal(dim1=1, dim2=2).add_(mu[:, None])
+    return batched_lapack(_positive_definite, shifted)
+
+
 def _refine_steps(rtol: float) -> int:
     """Subspace steps on H for a Ritz value within ``rtol``: its error is the square of the block's angle,
     which each step damps by a constant factor."""
@@ -245,10 +253,10 @@ def _refined(G: Tensor, theta: Tensor, F2: Tensor, Vt: Tensor, rtol: float) -> t
     block V^T (B, k, c), orthonormal rows.
 
     With s = \max(\theta, F^2/c) \le \lambda_1 (so the top of H = (G/s)^8 is at least 1, and at most c^8: no
-    overflow), 3 steps (at rtol 1e-5; :func:`_refine_steps`) of subspace iteration on H from [V^T; a fixed block] (8 rows) and a Rayleigh-Ritz
-    step on G give \theta' \le \lambda_1; \mu = \max(\theta, \theta')(1 + rtol)^2 is certified where
-    \mu I - G is positive definite. Returns (the lower bound (B,), certified (B,), the top k Ritz vectors
-    as the next warm block (B, k, c), orthonormal rows)."""
+    overflow), 3 steps (at rtol 1e-5; :func:`_refine_steps`) of subspace iteration on H from [V^T; a fixed block]
+    (8 rows) and a Rayleigh-Ritz step on G give \theta' \le \lambda_1; \mu = \max(\theta, \theta')(1 + rtol)^2 is
+    certified where \mu I - G is positive definite (:func:`_all_below`). Returns (the lower bound (B,), certified
+    (B,), the top k Ritz vectors as the next warm block (B, k, c), orthonormal rows)."""
     B, c, _ = G.shape
     k = Vt.shape[1]
     scale = torch.maximum(theta, F2 / c).clamp_min(torch.finfo(G.dtype).tiny)
@@ -261,10 +269,7 @@ def _refined(G: Tensor, theta: Tensor, F2: Tensor, Vt: Tensor, rtol: float) -> t
         Xt = torch.linalg.qr(torch.bmm(Xt, H).transpose(1, 2))[0].transpose(1, 2)
     values, Y = torch.linalg.eigh(torch.bmm(torch.bmm(Xt, G), Xt.transpose(1, 2)))  # ascending
     lower = torch.maximum(theta, values[:, -1])
-    shifted = G.neg()
-    shifted.diagonal(dim1=1, dim2=2).add_((lower * (1 + rtol) ** 2)[:, None])
-    ok = batched_lapack(_positive_definite, shifted)
-    return lower, ok, torch.bmm(Y.flip(-1).transpose(1, 2)[:, :k], Xt)
+    return lower, _all_below(G, lower * (1 + rtol) ** 2), torch.bmm(Y.flip(-1).transpose(1, 2)[:, :k], Xt)
 
 
 def _top_eigenvalue(G: Tensor) -> Tensor:
@@ -356,9 +361,7 @@ def certified_spectral(S: Tensor, V: Tensor, F2: Tensor, rtol: float, tally: Tal
             return sigma2, V
         todo, G, mu = _rows(~ok, todo, G, mu)
     if plan.uses(Certificate.CHOLESKY):
-        shifted = G.neg()
-        shifted.diagonal(dim1=1, dim2=2).add_(mu[:, None])  # mu I - G
-        below = batched_lapack(_positive_definite, shifted)
+        below = _all_below(G, mu)
         tally.settle(Certificate.CHOLESKY, int(below.sum()))
         todo, G = _rows(~below, todo, G)
     if plan.uses(Certificate.REFINED) and todo.numel():
