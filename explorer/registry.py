@@ -200,15 +200,16 @@ CELL_TYPES: dict[str, CellType] = {cell.name: cell for cell in (
         gate_blocks=4, max_hidden=256, jacobian="diagonal_columns", jacobian_cost=0.25, views=("state", "cell"),
         gates=(Gate("i"), Gate("f"), Gate("g", signed=True), Gate("o")),
         torch_module=lambda v: "LSTM" if v["gates"] == "input,forget,output" else None,
-        equations=lambda v: (r"i_t = \sigma(W^i_x x_t + W^i_h h_{t-1} + b^i),\; g_t = \tanh(W^g_x x_t + W^g_h h_{t-1} + b^g),"
-                             r"\; f_t, o_t = \sigma(\cdot)\ \text{(or 1 when absent)}", _LSTM_STAGES[v["gates"]]),
+        equations=lambda v: (r"i_t = \sigma(W^i_x x_t + W^i_h h_{t-1} + b^i),\; g_t = \tanh(W^g_x x_t + W^g_h h_{t-1} + b^g),",
+                             r"f_t, o_t = \sigma(\cdot)\ \text{(or 1 when absent)}", _LSTM_STAGES[v["gates"]]),
         lag_equation=r"\frac{\partial c_t}{\partial c_{t-1}}\Big|_{\text{direct}} = \mathrm{diag}(f_t)",
         captions=_LSTM_CAPTIONS),
     CellType(
         "gru", "GRU", "explorer.cells.gru:GRU", "gated", gate_blocks=3, jacobian_cost=0.35,
         gates=(Gate("r"), Gate("z"), Gate("n", signed=True)), torch_module=lambda v: "GRU",
         equations=lambda v: (r"r_t = \sigma(\cdot),\; z_t = \sigma(\cdot),\; n_t = \tanh(W_{in}x_t + b_{in} + r_t \odot "
-                             r"(W_{hn}h_{t-1} + b_{hn})),\; h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}",),
+                             r"(W_{hn}h_{t-1} + b_{hn})),",
+                             r"h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}",),
         lag_equation=r"\frac{\partial h_t}{\partial h_{t-1}} \approx \mathrm{diag}(z_t)", captions=_GRU_CAPTIONS),
     CellType(
         "lru", "LRU (linear recurrent unit)", "explorer.cells.lru:LRU", "modern", fields=("r_min", "r_max", "max_phase"),
@@ -229,7 +230,8 @@ CELL_TYPES: dict[str, CellType] = {cell.name: cell for cell in (
         "minlstm", "minLSTM", "explorer.cells.minimal:MinLSTM", "modern", gate_blocks=3, recurrent="none",
         jacobian="diagonal", jacobian_cost=0.0, gates=(Gate("f"), Gate("i")),
         equations=lambda v: (r"f_t = \sigma(W_f x_t + b_f),\ i_t = \sigma(W_i x_t + b_i),\ f'_t = \frac{f_t}{f_t + i_t},"
-                             r"\ i'_t = \frac{i_t}{f_t + i_t},\ h_t = f'_t \odot h_{t-1} + i'_t \odot (W_h x_t + b_h)",),
+                             r"\ i'_t = \frac{i_t}{f_t + i_t},",
+                             r"h_t = f'_t \odot h_{t-1} + i'_t \odot (W_h x_t + b_h)",),
         lag_equation=r"\frac{\partial h_t}{\partial h_{t-1}} = \mathrm{diag}\Big(\frac{f_t}{f_t + i_t}\Big)",
         captions=_DIAGONAL_CAPTIONS + _MINLSTM_CAPTIONS),
 )}

@@ -89,3 +89,51 @@ def test_exact_reference_equals_plain_float64_products(cfg):
 def test_unknown_method_is_an_error():
     with pytest.raises(ValueError, match="method"):
         all_pairs(lambda steps: torch.eye(3).expand(len(steps), 3, 3).clone(), 5, 3, method="fast")
+
+
+@pytest.mark.parametrize("name", ["rnn-gaussian-1.2", "lstm-both-views"])
+def test_lags_certified_in_groups_agree_with_one_lag_at_a_time(name, monkeypatch):
+    """The sweep certifies runs of consecutive lags in one call (pairs.GROUP_BYTES); one lag per call
+    (GROUP_BYTES = 0) takes more calls and gives the same norms to within rtol, both below the exact ones."""
+    from explorer.jacobian import pairs
+
+    cfg, stride = CASES[name]
+    calls = []
+
+    def counting(S, *args, **kwargs):
+        calls.append(S.shape[0])
+        return certify(S, *args, **kwargs)
+    certify = pairs.certified_spectral
+    monkeypatch.setattr(pairs, "certified_spectral", counting)
+    grouped = maps(cfg, stride, "certified")
+    grouped_calls, calls[:] = len(calls), []
+    monkeypatch.setattr(pairs, "GROUP_BYTES", 0)
+    single = maps(cfg, stride, "certified")
+    views = len(single.log10_spectral)
+    assert len(calls) >= views * (cfg.seq_len // stride)  # at least one call per lag and view
+    assert grouped_calls * 3 < len(calls), (grouped_calls, len(calls))
+    exact = maps(cfg, stride, "exact")
+    rtol = rtol_of(cfg)
+    for view in exact.log10_spectral:
+        np.testing.assert_array_equal(grouped.log10_frobenius[view], single.log10_frobenius[view])
+        finite = np.isfinite(exact.log10_spectral[view])
+        for got in (grouped, single):
+            ratio = 10.0 ** (got.log10_spectral[view][finite] - exact.log10_spectral[view][finite])
+            assert ratio.max() <= 1 + 16 * np.finfo(np.float32).eps
+            assert ratio.min() >= (1 - 16 * np.finfo(np.float32).eps) / (1 + rtol)
+
+
+def test_groups_of_lags_grow_with_the_lag_and_plans_see_every_lag_of_a_group():
+    from explorer.jacobian.certificates import Plan
+    from explorer.jacobian.pairs import _group_end, _plan_at
+
+    starts = [1]
+    while starts[-1] < 100:
+        starts.append(_group_end(starts[-1]))
+    assert starts[:8] == [1, 2, 3, 5, 8, 12, 18, 27]  # one lag at a time first, then runs half as long as the lag
+    # a flat group is retried with the bounds when it reaches a 4th lag, the power step when it reaches an 8th
+    assert _plan_at(5, 7, 0.0, 0.0, True) == Plan.FLAT
+    assert _plan_at(3, 4, 0.0, 0.0, True) == Plan.NO_POWER
+    assert _plan_at(5, 8, 0.5, 0.0, True) == Plan.FULL
+    assert _plan_at(9, 15, 0.5, 0.0, True) == Plan.NO_POWER
+    assert _plan_at(9, 15, 0.5, 0.9, False) == Plan.FULL.replace(orthonormal=False)

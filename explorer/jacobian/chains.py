@@ -93,16 +93,16 @@ class _Split:
     def __getitem__(self, index: slice) -> "_Split":
         return _Split(self.dense[index], self.diagonals[index])
 
-    def times(self, P: Tensor) -> Tensor:
+    def times(self, P: Tensor, out: Tensor | None = None) -> Tensor:
         B, m, c = self.dense.shape
-        out = torch.bmm(self.dense, P[:, :c])  # (B, m, m)
+        out = torch.bmm(self.dense, P[:, :c], out=out)  # (B, m, m)
         out.view(B, self.diagonals.shape[1], -1, m).addcmul_(self.diagonals[..., None], P[:, None, c:])
         return out
 
 
-def _times(factor: Tensor | _Split, P: Tensor) -> Tensor:
-    """factor @ P, batched."""
-    return factor.times(P) if isinstance(factor, _Split) else torch.bmm(factor, P)
+def _times(factor: Tensor | _Split, P: Tensor, out: Tensor | None = None) -> Tensor:
+    """factor @ P, batched; into ``out`` (contiguous, not overlapping P) when given."""
+    return factor.times(P, out) if isinstance(factor, _Split) else torch.bmm(factor, P, out=out)
 
 
 def _block_products(jac: Jacobians, grid: np.ndarray, device, diagonal_from: int | None = None,

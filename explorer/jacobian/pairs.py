@@ -36,6 +36,9 @@ from .workers import _run_split
 # (the Gram matrices, their powers, the shifted copies), so this bounds a large analysis's transient memory too
 CHUNK_BYTES = 64 * 2**20
 STEPS_BYTES = 256 * 2**20  # the Jacobians of every step, built once at stride 1 when they fit
+# products of consecutive lags certified in one call: at small n a lag's batch is a few dozen matrices, and the
+# Python around each certificate call (some hundred small ops) would cost more than the products themselves
+GROUP_BYTES = 8 * 2**20
 METHODS = ("certified", "exact")
 Method = Literal["certified", "exact"]
 
@@ -90,17 +93,30 @@ def _cheap(tally: Tally) -> int:
     return tally.certified - tally.refined
 
 
-def _plan_at(L: int, settled: float, powered: float, orthonormal: bool) -> Plan:
-    """The plan for lag L of one view, from the share of rows the cheap certificates (:func:`_cheap`)
-    ``settled`` at the previous lag and the share the power step settled when last tried (``powered``).
+def _group_end(first: int) -> int:
+    """The lag before which a group of lags starting at ``first`` ends: a group spans at most half its first lag
+    (rounded up), so the short lags, whose spectra change fastest, are certified one or two at a time, each from
+    the previous group's Ritz vectors, and the long ones in runs that grow geometrically."""
+    return first + (first + 1) // 2
+
+
+def _reaches(first: int, last: int, every: int) -> bool:
+    """Whether some lag in [first, last] is a multiple of ``every``."""
+    return last // every > (first - 1) // every
+
+
+def _plan_at(first: int, last: int, settled: float, powered: float, orthonormal: bool) -> Plan:
+    """The plan for the lags [first, last] of one view, from the share of rows the cheap certificates
+    (:func:`_cheap`) ``settled`` at the previous group and the share the power step settled when last tried
+    (``powered``).
 
     At short lags (flat spectra) the bounds fail: straight to the Gram matrix's refinement (``Plan.FLAT``),
-    trying them again every 4th lag. The power step pays where it settles most rows (one dominant
-    direction, the RNN's long lags; not the LSTM's, whose carousel keeps several): tried again
-    every 8th lag. ``orthonormal``: the warm block's rows (not after a power step)."""
-    if settled < 0.02 and L % 4 != 0:
+    trying them again where the group reaches a 4th lag. The power step pays where it settles most rows (one
+    dominant direction, the RNN's long lags; not the LSTM's, whose carousel keeps several): tried again
+    where the group reaches an 8th lag. ``orthonormal``: the warm block's rows (not after a power step)."""
+    if settled < 0.02 and not _reaches(first, last, 4):
         plan = Plan.FLAT
-    elif powered > 0.5 or L % 8 == 0:
+    elif powered > 0.5 or _reaches(first, last, 8):
         plan = Plan.FULL
     else:
         plan = Plan.NO_POWER
@@ -164,44 +180,63 @@ def all_pairs(jac: Jacobians, T: int, m: int, *, views: tuple[View, ...] = (View
             return block_mats[j0 - 1:j1 - 1], block_logs[j0 - 1:j1 - 1]
 
     def sweep(a0: int, a1: int, tally: Tally, report: Callable[[int], None]) -> None:
-        """Every pair with a start in [a0, a1), lag by lag: one batched product per lag."""
+        """Every pair with a start in [a0, a1), lag by lag: one batched product per lag, written into a
+        buffer that gathers a group of lags (:func:`_group_end`) for one certificate call."""
+        capacity = max(a1 - a0, GROUP_BYTES // (m * m * itemsize))
+        buffers = [torch.empty((capacity, m, m), dtype=dtype, device=device) for _ in range(2)]
         P = log_scale = None
         warm = {v.name: _unit_start(a1 - a0, v.size(m), dtype, device) for v in views}
-        settled = {v.name: 0.0 for v in views}  # share certified at the previous lag (lag 1: flat)
+        settled = {v.name: 0.0 for v in views}  # share certified at the previous group (lag 1: flat)
         powered = {v.name: 0.0 for v in views}  # share the power step settled when last tried
         orthonormal = {v.name: True for v in views}  # the warm block's rows (not after a power step)
-        for L in range(1, reach - a0):
-            a_end = min(a1, reach - L)  # start indices a with a + L <= reach - 1
-            nb = a_end - a0
-            factor, B_log = blocks(a0 + L, a_end + L, P is None)
-            P = factor.clone() if P is None else _times(factor, P[:nb])
-            log_scale = torch.zeros(nb, dtype=torch.float64, device=device) if log_scale is None else log_scale[:nb]
-            if B_log is not None:
-                log_scale = log_scale + B_log
-            norms = torch.linalg.vector_norm(P, dim=(1, 2))
-            P /= torch.where(norms > 0, norms, 1)[:, None, None]
-            log_scale = log_scale + torch.log(norms.double())  # -inf once a product is exactly 0
-            rows_i, cols_i = np.arange(a0, a_end), np.arange(a0, a_end) + L
+        L, last_lag = 1, reach - a0 - 1
+        while L <= last_lag:
+            buffer = buffers[0]
+            buffers.reverse()  # the other buffer holds the previous group's last product, read by the first lag
+            first, counts, scales, filled = L, [], [], 0
+            while L <= last_lag:
+                nb = min(a1, reach - L) - a0  # start indices a with a + L <= reach - 1
+                if counts and (filled + nb > capacity or L >= _group_end(first)):
+                    break
+                factor, B_log = blocks(a0 + L, a0 + nb + L, P is None)
+                out = buffer[filled:filled + nb]
+                P = out.copy_(factor) if P is None else _times(factor, P[:nb], out=out)
+                log_scale = torch.zeros(nb, dtype=torch.float64, device=device) if log_scale is None else log_scale[:nb]
+                if B_log is not None:
+                    log_scale = log_scale + B_log
+                norms = torch.linalg.vector_norm(P, dim=(1, 2))
+                P /= torch.where(norms > 0, norms, 1)[:, None, None]
+                log_scale = log_scale + torch.log(norms.double())  # -inf once a product is exactly 0
+                counts.append(nb)
+                scales.append(log_scale)
+                filled += nb
+                L += 1
+            group = buffer[:filled]
+            group_scale = torch.cat(scales) if len(scales) > 1 else scales[0]
+            rows_i = np.concatenate([np.arange(a0, a0 + nb) for nb in counts])
+            cols_i = rows_i + np.repeat(np.arange(first, L), counts)
             for v in views:
-                S = P if v.is_full() else P[:, v.rows, v.cols]
-                F2 = (torch.ones(nb, dtype=P.dtype, device=device) if v.is_full()
-                      else torch.linalg.vector_norm(S.reshape(nb, -1), dim=1) ** 2)  # a contiguous copy: 3x faster
+                S = group if v.is_full() else group[:, v.rows, v.cols]
+                F2 = (torch.ones(filled, dtype=dtype, device=device) if v.is_full()
+                      else torch.linalg.vector_norm(S.reshape(filled, -1), dim=1) ** 2)  # a contiguous copy: 3x faster
                 if method == "exact":
                     sigma2 = exact_spectral(S)
-                    tally.settle(Certificate.EXACT, nb)
+                    tally.settle(Certificate.EXACT, filled)
                 else:
                     before_cheap, before_power = _cheap(tally), tally.power
-                    plan = _plan_at(L, settled[v.name], powered[v.name], orthonormal[v.name])
-                    sigma2, warm[v.name] = certified_spectral(S, warm[v.name][:nb], F2, rtol, tally, plan)
+                    plan = _plan_at(first, L - 1, settled[v.name], powered[v.name], orthonormal[v.name])
+                    start = torch.cat([warm[v.name][:nb] for nb in counts]) if len(counts) > 1 else warm[v.name][:filled]
+                    sigma2, block = certified_spectral(S, start, F2, rtol, tally, plan)
+                    warm[v.name] = block[filled - counts[-1]:]  # the last lag's: the next group starts from it
                     orthonormal[v.name] = not plan.uses(Certificate.POWER)
-                    settled[v.name] = (_cheap(tally) - before_cheap) / nb
+                    settled[v.name] = (_cheap(tally) - before_cheap) / filled
                     if plan.uses(Certificate.POWER):
-                        powered[v.name] = (tally.power - before_power) / nb
-                log10_spec = (log_scale + 0.5 * torch.log(sigma2.double())) * LOG10E
-                log10_fro = (log_scale + 0.5 * torch.log(F2.double())) * LOG10E
+                        powered[v.name] = (tally.power - before_power) / filled
+                log10_spec = (group_scale + 0.5 * torch.log(sigma2.double())) * LOG10E
+                log10_fro = (group_scale + 0.5 * torch.log(F2.double())) * LOG10E
                 spec[v.name][rows_i, cols_i] = log10_spec.cpu().numpy()
                 fro[v.name][rows_i, cols_i] = log10_fro.cpu().numpy()
-            report(nb)
+            report(filled)
 
     chunk = max(1, min(reach - 1, CHUNK_BYTES // (3 * m * m * itemsize)))
     for a0 in range(0, reach - 1, chunk):
