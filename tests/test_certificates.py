@@ -185,9 +185,9 @@ def test_a_plan_uses_only_its_certificates_and_stays_within_rtol(plan):
     assert (got <= exact * (1 + 1e-13)).all() and (got >= exact / (1 + rtol)).all()
 
 
-@pytest.mark.parametrize("m", [48, 128, 160])
+@pytest.mark.parametrize("m", [48, 64, 128, 160])
 def test_blocked_positive_definite_agrees_with_lapack_cholesky(m):
-    """The batched blocked factorisation (m > 64 on the CPU) and LAPACK's answer the same question,
+    """The batched blocked factorisation (m >= 64 on the CPU) and LAPACK's answer the same question,
     for shifts a hair above and below the top eigenvalue (the certificate's use) and one below zero."""
     from explorer.jacobian.certificates import _positive_definite
 

@@ -215,11 +215,11 @@ CHOLESKY_BLOCK = 32  # LAPACK's own Cholesky of n = 128 costs ~4 products here; 
 def _positive_definite(A: Tensor) -> Tensor:
     r"""Whether each symmetric A (B, c, c) is positive definite: its Cholesky factorisation exists (B,) bool.
 
-    On the CPU from c > 64 a right-looking blocked factorisation, A_{22} \leftarrow A_{22} - L_{21} L_{21}^T
+    On the CPU from c = 64 a right-looking blocked factorisation, A_{22} \leftarrow A_{22} - L_{21} L_{21}^T
     with L_{21} = A_{21} L_{11}^{-T}, batched over the matrices (LAPACK factorises them one by one, and its
     per-matrix cost at n = 128 is about four batched products); LAPACK's own elsewhere."""
     c = A.shape[-1]
-    if A.device.type != "cpu" or c <= 2 * CHOLESKY_BLOCK:
+    if A.device.type != "cpu" or c < 2 * CHOLESKY_BLOCK:
         return torch.linalg.cholesky_ex(A)[1] == 0
     A = A.clone()
     ok = torch.ones(A.shape[0], dtype=torch.bool, device=A.device)
