@@ -17,6 +17,7 @@ and errors (an exception on a page, a visit that timed out) and the server's pea
     python benchmarks/bench_classroom.py              # about 10 minutes on 2 cores
     python benchmarks/bench_classroom.py --quick      # N = 1 and 5
     python benchmarks/bench_classroom.py --browser-nice 0   # browsers at the server's priority
+    python benchmarks/bench_classroom.py --launcher serve.py   # bundles compressed once, answered from memory
 
 Targets (issue 11): the same cached link at N = 20 costs the server <= 1.5x its N = 1 CPU per visit and (b)'s p95
 is <= 3x N = 1's; no errors; 10 different configs at once all complete and the queue message is seen; a cached
@@ -52,9 +53,9 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.contextmanager
-def server(run_log: str):
+def server(run_log: str, launcher: str = "Overview.py"):
     port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", "Overview.py", "--server.port", str(port),
+    cmd = [sys.executable, "-m", "streamlit", "run", launcher, "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "EXPLORER_RUN_LOG": run_log}, start_new_session=True)
@@ -161,7 +162,7 @@ def niced(executable: str, niceness: int, folder: str) -> str:
     return str(launcher)
 
 
-async def main_async(ns: list[int], browser_nice: int) -> None:
+async def main_async(ns: list[int], browser_nice: int, launcher: str) -> None:
     from playwright.async_api import async_playwright
 
     executable = find_chromium()
@@ -173,7 +174,7 @@ async def main_async(ns: list[int], browser_nice: int) -> None:
     rnn = "/Simple_RNN?seq_len=200&hidden=64&seed=1"
     lstm = "/LSTM_and_GRU?seq_len=100&hidden=32&seed=1"
     rows = []
-    with server(run_log) as (pid, base):
+    with server(run_log, launcher) as (pid, base):
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
             for path, charts in ((rnn, True), (lstm, True), ("/", False)):  # warm: imports, caches, first kernels
@@ -212,9 +213,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="N = 1 and 5 only")
     parser.add_argument("--browser-nice", type=int, default=19, choices=range(0, 20), metavar="0..19",
                         help="the browsers' CPU niceness (default 19: the server is served first; 0: same priority)")
+    parser.add_argument("--launcher", default="Overview.py", choices=("Overview.py", "serve.py"),
+                        help="the script `streamlit run` starts (serve.py: the static bundles compressed once)")
     args = parser.parse_args()
-    print(f"[classroom] browsers at nice {args.browser_nice}", flush=True)
-    asyncio.run(main_async([1, 5] if args.quick else [1, 10, 20], args.browser_nice))
+    print(f"[classroom] streamlit run {args.launcher}; browsers at nice {args.browser_nice}", flush=True)
+    asyncio.run(main_async([1, 5] if args.quick else [1, 10, 20], args.browser_nice, args.launcher))
 
 
 if __name__ == "__main__":
