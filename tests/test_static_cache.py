@@ -3,6 +3,7 @@ bundle is fetched from the app once, gzip-compressed once, and answered from mem
 only to clients that accept it; everything else passes through to the app as it came."""
 import asyncio
 import gzip
+from concurrent.futures import ThreadPoolExecutor
 
 from ui.static_cache import CompressedStaticCache
 
@@ -37,7 +38,8 @@ def request(app, path: str, *, method: str = "GET", headers: list[tuple[bytes, b
     async def send(message):
         sent.append(message)
 
-    asyncio.run(app(scope, receive, send))
+    with ThreadPoolExecutor(1) as thread:  # its own event loop: this test's worker may run Playwright's already
+        thread.submit(asyncio.run, app(scope, receive, send)).result()
     start = sent[0]
     body = b"".join(m.get("body", b"") for m in sent[1:])
     return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, body
