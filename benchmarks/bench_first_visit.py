@@ -11,6 +11,10 @@ last chart drawn (Plotly's ``.main-svg`` in the DOM). The target: a fresh browse
 script's own run time on the server, measured here with AppTest (after a warm-up on another config, as
 bench_tour does), so the ratio compares numbers of the same run on the same machine.
 
+Beside it, the framework's floor in the same run: a bare Streamlit page holding one small Plotly chart (written to a
+temporary folder, served with the same settings), opened in a fresh browser context the same way. No page of this
+app can draw its charts sooner than that page does (Streamlit's frontend starts, Plotly's bundle is evaluated).
+
 The server is ``streamlit run Overview.py`` (or serve.py) with the project's .streamlit/config.toml (started as
 tests/test_hosting.py does), warmed by one visit on another config (imports, first analysis) in a browser context
 that is then closed. Debian's Chromium through Playwright, as the browser tests. The machine's load average is
@@ -57,9 +61,11 @@ TIMING_SCRIPT = """
 })();
 """
 
-DONE = f"""() => {{
+def done(charts: int) -> str:
+    """A page function: true once ``charts`` charts are drawn and the app is idle."""
+    return f"""() => {{
   const t = window.__firstVisit;
-  return t && t.drawn.length >= {CHARTS} && !!document.querySelector(
+  return t && t.drawn.length >= {charts} && !!document.querySelector(
       "[data-testid='stApp'][data-test-script-state='notRunning']");
 }}"""
 
@@ -82,7 +88,7 @@ def throttle(context, page, mbit: float | None, rtt_ms: float) -> None:
                                                   "uploadThroughput": mbit * 1e6 / 8})
 
 
-def visit(context, url: str, mbit: float | None, rtt_ms: float) -> dict:
+def visit(context, url: str, mbit: float | None, rtt_ms: float, charts: int = CHARTS) -> dict:
     """One visit in ``context``: its requests, WebSocket bytes, and timings (seconds from navigation start)."""
     page = context.new_page()
     throttle(context, page, mbit, rtt_ms)
@@ -92,7 +98,7 @@ def visit(context, url: str, mbit: float | None, rtt_ms: float) -> dict:
         0, ws_bytes[0] + len(payload))))
     start = time.perf_counter()
     page.goto(url, wait_until="commit", timeout=TIMEOUT_MS)
-    page.wait_for_function(DONE, timeout=TIMEOUT_MS, polling=50)
+    page.wait_for_function(done(charts), timeout=TIMEOUT_MS, polling=50)
     wall = time.perf_counter() - start
     timing = page.evaluate("window.__firstVisit")
     page.wait_for_timeout(300)  # let the last requestfinished events arrive
@@ -120,6 +126,35 @@ def visit(context, url: str, mbit: float | None, rtt_ms: float) -> dict:
     drawn = sorted(timing["drawn"])
     return {"rows": rows, "ws": ws_bytes[0], "first": drawn[0] / 1e3, "last": drawn[-1] / 1e3,
             "box": (timing["box"] or 0) / 1e3, "css": (timing["css"] or float("nan")) / 1e3, "wall": wall}
+
+
+BARE_PAGE = """import plotly.graph_objects as go
+import streamlit as st
+
+st.title("One chart")
+st.plotly_chart(go.Figure(go.Scatter(y=[1, 3, 2])))
+"""
+
+
+def floor_visit(browser, serve, mbit: float | None, rtt_ms: float) -> float:
+    """Seconds from navigation to the drawn chart of a bare one-chart Streamlit page, in a fresh context."""
+    import tempfile
+
+    from tests.conftest import VIEWPORT
+
+    with tempfile.TemporaryDirectory() as folder:
+        script = pathlib.Path(folder) / "bare_page.py"
+        script.write_text(BARE_PAGE)
+        with serve(str(script), "bench_first_visit_floor") as base_url:
+            warm = browser.new_context(viewport=VIEWPORT)  # the server's imports
+            warm.add_init_script(TIMING_SCRIPT)
+            visit(warm, base_url, None, 0, charts=1)
+            warm.close()
+            context = browser.new_context(viewport=VIEWPORT)
+            context.add_init_script(TIMING_SCRIPT)
+            seconds = visit(context, base_url, mbit, rtt_ms, charts=1)["last"]
+            context.close()
+    return seconds
 
 
 def mb(n: float) -> str:
@@ -192,6 +227,7 @@ def main() -> None:
         fresh = visit(context, f"{base_url}/{PAGE}", args.mbit, args.rtt_ms)
         second = visit(context, f"{base_url}/{PAGE}", args.mbit, args.rtt_ms)
         context.close()
+        floor = floor_visit(browser, serve, args.mbit, args.rtt_ms)
         browser.close()
 
     print(f"[first visit] load average (1, 5, 15 min): {', '.join(f'{x:.1f}' for x in os.getloadavg())} on "
@@ -202,6 +238,9 @@ def main() -> None:
     report("second visit, same context", second)
     print(f"\n[first visit] last chart drawn: fresh {fresh['last']:.2f} s, second visit {second['last']:.2f} s; "
           f"page script {script:.2f} s; fresh / script = {fresh['last'] / script:.2f}x (target <= 2x)")
+    print(f"[first visit] the framework's floor: a bare Streamlit page with one Plotly chart drawn {floor:.2f} s after "
+          f"navigation in a fresh context = {floor / script:.2f}x this page's script; this page "
+          f"{fresh['last'] / floor:.2f}x the floor")
 
 
 if __name__ == "__main__":
