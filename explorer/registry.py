@@ -200,37 +200,37 @@ CELL_TYPES: dict[str, CellType] = {cell.name: cell for cell in (
         gate_blocks=4, max_hidden=256, jacobian="diagonal_columns", jacobian_cost=0.25, views=("state", "cell"),
         gates=(Gate("i"), Gate("f"), Gate("g", signed=True), Gate("o")),
         torch_module=lambda v: "LSTM" if v["gates"] == "input,forget,output" else None,
-        equations=lambda v: (r"i_t = \sigma(W^i_x x_t + W^i_h h_{t-1} + b^i),\; g_t = \tanh(W^g_x x_t + W^g_h h_{t-1} + b^g),",
+        equations=lambda v: (r"i_t = \sigma(W^i_x x_t + W^i_h h_{t-1} + b^i),", r"g_t = \tanh(W^g_x x_t + W^g_h h_{t-1} + b^g),",
                              r"f_t, o_t = \sigma(\cdot)\ \text{(or 1 when absent)}", _LSTM_STAGES[v["gates"]]),
         lag_equation=r"\frac{\partial c_t}{\partial c_{t-1}}\Big|_{\text{direct}} = \mathrm{diag}(f_t)",
         captions=_LSTM_CAPTIONS),
     CellType(
         "gru", "GRU", "explorer.cells.gru:GRU", "gated", gate_blocks=3, jacobian_cost=0.35,
         gates=(Gate("r"), Gate("z"), Gate("n", signed=True)), torch_module=lambda v: "GRU",
-        equations=lambda v: (r"r_t = \sigma(\cdot),\; z_t = \sigma(\cdot),\; n_t = \tanh(W_{in}x_t + b_{in} + r_t \odot "
-                             r"(W_{hn}h_{t-1} + b_{hn})),",
+        equations=lambda v: (r"r_t = \sigma(\cdot),\; z_t = \sigma(\cdot),",
+                             r"n_t = \tanh(W_{in}x_t + b_{in} + r_t \odot (W_{hn}h_{t-1} + b_{hn})),",
                              r"h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}",),
         lag_equation=r"\frac{\partial h_t}{\partial h_{t-1}} \approx \mathrm{diag}(z_t)", captions=_GRU_CAPTIONS),
     CellType(
         "lru", "LRU (linear recurrent unit)", "explorer.cells.lru:LRU", "modern", fields=("r_min", "r_max", "max_phase"),
         state_units=2, max_hidden=256, recurrent="none", jacobian="diagonal", jacobian_cost=0.0,
         describe=lambda v: f"LRU |λ| in [{v['r_min']:g}, {v['r_max']:g}]",
-        equations=lambda v: (r"h_t = \lambda \odot h_{t-1} + \gamma \odot (B x_t),\quad "
+        equations=lambda v: (r"h_t = \lambda \odot h_{t-1} + \gamma \odot (B x_t),",
                              r"\lambda_j = e^{-e^{\nu_j} + i e^{\theta_j}},\quad \gamma_j = \sqrt{1 - |\lambda_j|^2}",),
         lag_equation=r"\Big\|\frac{\partial h_s}{\partial h_t}\Big\|_2 = \max_j |\lambda_j|^{s-t}",
         captions=_DIAGONAL_CAPTIONS + _LRU_CAPTIONS),
     CellType(
         "mingru", "minGRU", "explorer.cells.minimal:MinGRU", "modern", gate_blocks=2, recurrent="none",
         jacobian="diagonal", jacobian_cost=0.0, gates=(Gate("z"),),
-        equations=lambda v: (r"z_t = \sigma(W_z x_t + b_z),\ \tilde h_t = W_h x_t + b_h,\ "
+        equations=lambda v: (r"z_t = \sigma(W_z x_t + b_z),\ \tilde h_t = W_h x_t + b_h,",
                              r"h_t = (1 - z_t) \odot h_{t-1} + z_t \odot \tilde h_t",),
         lag_equation=r"\frac{\partial h_t}{\partial h_{t-1}} = \mathrm{diag}(1 - z_t)",
         captions=_DIAGONAL_CAPTIONS + _MINGRU_CAPTIONS),
     CellType(
         "minlstm", "minLSTM", "explorer.cells.minimal:MinLSTM", "modern", gate_blocks=3, recurrent="none",
         jacobian="diagonal", jacobian_cost=0.0, gates=(Gate("f"), Gate("i")),
-        equations=lambda v: (r"f_t = \sigma(W_f x_t + b_f),\ i_t = \sigma(W_i x_t + b_i),\ f'_t = \frac{f_t}{f_t + i_t},"
-                             r"\ i'_t = \frac{i_t}{f_t + i_t},",
+        equations=lambda v: (r"f_t = \sigma(W_f x_t + b_f),\ i_t = \sigma(W_i x_t + b_i),",
+                             r"f'_t = \frac{f_t}{f_t + i_t},\ i'_t = \frac{i_t}{f_t + i_t},",
                              r"h_t = f'_t \odot h_{t-1} + i'_t \odot (W_h x_t + b_h)",),
         lag_equation=r"\frac{\partial h_t}{\partial h_{t-1}} = \mathrm{diag}\Big(\frac{f_t}{f_t + i_t}\Big)",
         captions=_DIAGONAL_CAPTIONS + _MINLSTM_CAPTIONS),

@@ -319,8 +319,8 @@ STEPS: tuple[TourStep, ...] = (
         _above_one),
     TourStep(
         5, "Residual connections", "rnn", ExperimentConfig(residual=True), ("steps", "map"),
-        r"y = x + f(x) \;\Rightarrow\; \frac{\partial y}{\partial x} = I + \frac{\partial f}{\partial x}, "
-        r"\qquad \frac{\partial h_{k+1}}{\partial h_k} = I + \mathrm{diag}(g')\, W_h",
+        r"\begin{gathered}y = x + f(x) \;\Rightarrow\; \frac{\partial y}{\partial x} = I + \frac{\partial f}{\partial x},"
+        r"\\ \frac{\partial h_{k+1}}{\partial h_k} = I + \mathrm{diag}(g')\, W_h\end{gathered}",
         "The same tanh net as in step 1 with $h_t = h_{t-1} + g(a_t)$: the identity carries the gradient past "
         "every step, so no bar falls below the grey line. The map has no blue left; the added term can make the "
         "products grow (red) instead.",
@@ -339,8 +339,8 @@ STEPS: tuple[TourStep, ...] = (
         _normalised),
     TourStep(
         7, "Xavier initialisation", "rnn", ExperimentConfig(init="xavier_uniform"), ("eig", "lag"),
-        r"W_{ij} \sim U\Big[-\sqrt{\tfrac{6}{n_{in} + n_{out}}},\ \sqrt{\tfrac{6}{n_{in} + n_{out}}}\Big], "
-        r"\qquad \mathrm{Var}(W_{ij}) = \frac{2}{n_{in} + n_{out}} = \frac{1}{n}",
+        r"\begin{gathered}W_{ij} \sim U\Big[-\sqrt{\tfrac{6}{n_{in} + n_{out}}},\ \sqrt{\tfrac{6}{n_{in} + n_{out}}}\Big],"
+        r"\\ \mathrm{Var}(W_{ij}) = \frac{2}{n_{in} + n_{out}} = \frac{1}{n}\end{gathered}",
         "Xavier's variance keeps the size of $W_h h$ equal to that of $h$: the eigenvalues of $W_h$ fill the unit "
         "disc. The lag curve then changes by a few decades at most over 100 steps, neither the steep fall of "
         "step 3 nor the climb of step 4.",
@@ -383,8 +383,9 @@ STEPS: tuple[TourStep, ...] = (
     TourStep(
         11, "LSTM: input gate only (the constant error carousel)", "gated", config_of("lstm_input_gate_only"),
         ("gated_lag", "cell_map"),
-        r"g_t = g(W_x x_t + W_h h_{t-1} + b_h),\quad i_t = \sigma(W^i_x x_t + W^i_h h_{t-1} + b^i_h),\quad "
-        r"c_t = c_{t-1} + i_t g_t \;\Rightarrow\; \frac{\partial c_t}{\partial c_{t-1}}\Big|_{\text{direct}} = I",
+        r"\begin{gathered}g_t = g(W_x x_t + W_h h_{t-1} + b_h),\quad i_t = \sigma(W^i_x x_t + W^i_h h_{t-1} + b^i_h),"
+        r"\\ c_t = c_{t-1} + i_t g_t \;\Rightarrow\; \frac{\partial c_t}{\partial c_{t-1}}\Big|_{\text{direct}} = I"
+        r"\end{gathered}",
         "The cell path is additive, so the gradient along $c$ is copied unchanged: the direct path is the flat "
         "line at 0 while the simple RNN of the same size falls away. The total $\\partial c_T/\\partial c_0$ "
         "(the c $\\to$ c map) is not $I$: $i_t$ and $g_t$ read $h_{t-1} = \\tanh(c_{t-1})$, and nothing can be "
@@ -394,8 +395,8 @@ STEPS: tuple[TourStep, ...] = (
         PRESETS["lstm_input_gate_only"].check),
     TourStep(
         12, "LSTM: + output gate", "gated", config_of("lstm_no_forget_gate"), ("gates", "gated_lag"),
-        r"o_t = \sigma(W^o_x x_t + W^o_h h_{t-1} + b^o_h), \qquad h_t = o_t\, g(c_t), \qquad "
-        r"c_t = c_{t-1} + i_t g_t",
+        r"\begin{gathered}o_t = \sigma(W^o_x x_t + W^o_h h_{t-1} + b^o_h),"
+        r"\\ h_t = o_t\, g(c_t), \qquad c_t = c_{t-1} + i_t g_t\end{gathered}",
         "The output gate decides how much of the cell the rest of the net sees: here $o_t$ is near 1/2 (grey in "
         "the gate map). It scales the way into and out of $c$, not the carousel itself, whose direct path is "
         "still the line at 0.",
@@ -405,8 +406,9 @@ STEPS: tuple[TourStep, ...] = (
     TourStep(
         13, "LSTM: + forget gate", "gated", ExperimentConfig(cell="lstm", hidden=32, dtype="float64"),
         ("gated_lag", "gates"),
-        r"f_t = \sigma(W^f_x x_t + W^f_h h_{t-1} + b^f_h), \qquad c_t = f_t c_{t-1} + i_t g_t \;\Rightarrow\; "
-        r"\frac{\partial c_t}{\partial c_{t-1}}\Big|_{\text{direct}} = \mathrm{diag}(f_t)",
+        r"\begin{gathered}f_t = \sigma(W^f_x x_t + W^f_h h_{t-1} + b^f_h),"
+        r"\\ c_t = f_t c_{t-1} + i_t g_t \;\Rightarrow\; "
+        r"\frac{\partial c_t}{\partial c_{t-1}}\Big|_{\text{direct}} = \mathrm{diag}(f_t)\end{gathered}",
         "The forget gate scales the carousel at every step: the direct path now falls as "
         "$\\prod_k f_k$, with $f \\approx 1/2$ at torch's default bias. This is `torch.nn.LSTM`; a forget bias "
         "of 1 or chrono (the presets) keeps $f$ near 1 at the start.",
@@ -415,9 +417,9 @@ STEPS: tuple[TourStep, ...] = (
         _forget_gate),
     TourStep(
         14, "GRU", "gated", ExperimentConfig(cell="gru", dtype="float64"), ("gates", "gated_lag"),
-        r"h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1} \;\Rightarrow\; \frac{\partial h_t}{\partial h_{t-1}} = "
-        r"\mathrm{diag}(z_t) + \mathrm{diag}(1 - z_t)\frac{\partial n_t}{\partial h_{t-1}} + "
-        r"\mathrm{diag}(h_{t-1} - n_t)\frac{\partial z_t}{\partial h_{t-1}}",
+        r"\begin{gathered}h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1} \;\Rightarrow\;"
+        r"\\ \frac{\partial h_t}{\partial h_{t-1}} = \mathrm{diag}(z_t) + \mathrm{diag}(1 - z_t)\frac{\partial n_t}{\partial h_{t-1}}"
+        r"\\ + \mathrm{diag}(h_{t-1} - n_t)\frac{\partial z_t}{\partial h_{t-1}}\end{gathered}",
         "The update gate $z_t$ interpolates between the old state and the candidate $n_t$: its copy term "
         "$\\mathrm{diag}(z_t)$ is a gated carousel without a separate cell. At torch's init $z \\approx 1/2$, so "
         "the GRU still forgets fast; training must push $z$ towards 1 where a memory is needed.",

@@ -53,8 +53,9 @@ def theory_section(report, result: Analysis, view: dict) -> None:
         report.chart(fig, caption("theory", view),
                      [report.csv("mean square (CSV)", "mean_field",
                                  {"lag": lags, "log10_mean_square": mean_square, "theory_line": line})],
-                     key="theory", latex=r"\frac{1}{n}\Big\|\frac{\partial h_T}{\partial h_{T-k}}\Big\|_F^2 \approx \chi^k,"
-                                         r"\quad \chi = \sigma_w^2\,\mathbb{E}_z\big[g'(\sqrt{q^*}z)^2\big]")
+                     key="theory",  # two lines: the column is half the page (259 px at a 1024 px projector)
+                     latex=r"\begin{gathered}\frac{1}{n}\Big\|\frac{\partial h_T}{\partial h_{T-k}}\Big\|_F^2 "
+                           r"\approx \chi^k,\\ \chi = \sigma_w^2\,\mathbb{E}_z\big[g'(\sqrt{q^*}z)^2\big]\end{gathered}")
     with right:
         exponents = result.lyapunov
         references = {"½ log10 χ (theory)": None if log10_chi is None else log10_chi / 2,
