@@ -10,9 +10,10 @@ unit Frobenius norm with its log scale apart (:mod:`~explorer.jacobian.chains`).
 blocks B_j are the Jacobians themselves; at a coarser stride they are folded first
 (:func:`~explorer.jacobian.chains._block_products`), so every product is still exact over every step.
 
-**Certified.** Each lag's batch is certified (:func:`~explorer.jacobian.certificates.certified_spectral`)
-with the previous lag's Ritz vectors as the warm start, by a :class:`Plan` chosen from how the
-previous lags went (:func:`_plan_at`). ``method="exact"`` takes the same products and
+**Certified.** Runs of consecutive lags (:func:`_group_end`, at most ``GROUP_BYTES`` of products) are
+certified in one call (:func:`~explorer.jacobian.certificates.certified_spectral`) with the previous
+run's Ritz vectors as the warm start, by a :class:`Plan` chosen from how the previous run went
+(:func:`_plan_at`). ``method="exact"`` takes the same products and
 eigvalsh of their float64 Gram matrices instead: the reference the certificates are tested against.
 
 **Both cores.** On the CPU the start points are split in two runs of equal work on two
