@@ -23,5 +23,5 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from ui.static_cache import CompressedStaticCache
 
-app = st.App("Overview.py", middleware=[Middleware(CompressedStaticCache, minimum_size=1024, compresslevel=6),
-                                        Middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)])
+GZIP = {"minimum_size": 1024, "compresslevel": 6}  # bytes below which a body is sent as it is; gzip's level
+app = st.App("Overview.py", middleware=[Middleware(CompressedStaticCache, **GZIP), Middleware(GZipMiddleware, **GZIP)])

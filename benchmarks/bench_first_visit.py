@@ -88,6 +88,15 @@ def throttle(context, page, mbit: float | None, rtt_ms: float) -> None:
                                                   "uploadThroughput": mbit * 1e6 / 8})
 
 
+def timed_context(browser):
+    """A fresh browser context that records the timings (``TIMING_SCRIPT``) of every page it opens."""
+    from tests.conftest import VIEWPORT
+
+    context = browser.new_context(viewport=VIEWPORT)
+    context.add_init_script(TIMING_SCRIPT)
+    return context
+
+
 def visit(context, url: str, mbit: float | None, rtt_ms: float, charts: int = CHARTS) -> dict:
     """One visit in ``context``: its requests, WebSocket bytes, and timings (seconds from navigation start)."""
     page = context.new_page()
@@ -140,18 +149,14 @@ def floor_visit(browser, serve, mbit: float | None, rtt_ms: float) -> float:
     """Seconds from navigation to the drawn chart of a bare one-chart Streamlit page, in a fresh context."""
     import tempfile
 
-    from tests.conftest import VIEWPORT
-
     with tempfile.TemporaryDirectory() as folder:
         script = pathlib.Path(folder) / "bare_page.py"
         script.write_text(BARE_PAGE)
         with serve(str(script), "bench_first_visit_floor") as base_url:
-            warm = browser.new_context(viewport=VIEWPORT)  # the server's imports
-            warm.add_init_script(TIMING_SCRIPT)
+            warm = timed_context(browser)  # the server's imports
             visit(warm, base_url, None, 0, charts=1)
             warm.close()
-            context = browser.new_context(viewport=VIEWPORT)
-            context.add_init_script(TIMING_SCRIPT)
+            context = timed_context(browser)
             seconds = visit(context, base_url, mbit, rtt_ms, charts=1)["last"]
             context.close()
     return seconds
@@ -209,7 +214,7 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
-    from tests.conftest import CHROMIUM_ARGS, VIEWPORT, find_chromium
+    from tests.conftest import CHROMIUM_ARGS, find_chromium
     from tests.test_hosting import serve
 
     executable = find_chromium()
@@ -217,13 +222,11 @@ def main() -> None:
         sys.exit("Chromium not found: apt-get install -y chromium, or set CHROMIUM_PATH")
     with serve(args.launcher, "bench_first_visit") as base_url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
-        warm = browser.new_context(viewport=VIEWPORT)
-        warm.add_init_script(TIMING_SCRIPT)
+        warm = timed_context(browser)
         visit(warm, f"{base_url}/{PAGE}?seed=1", None, 0)  # server imports and first analysis, another config
         warm.close()
 
-        context = browser.new_context(viewport=VIEWPORT)
-        context.add_init_script(TIMING_SCRIPT)
+        context = timed_context(browser)
         fresh = visit(context, f"{base_url}/{PAGE}", args.mbit, args.rtt_ms)
         second = visit(context, f"{base_url}/{PAGE}", args.mbit, args.rtt_ms)
         context.close()

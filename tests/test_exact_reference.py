@@ -98,12 +98,11 @@ def test_lags_certified_in_groups_agree_with_one_lag_at_a_time(name, monkeypatch
     from explorer.jacobian import pairs
 
     cfg, stride = CASES[name]
-    calls = []
+    certify, calls = pairs.certified_spectral, []
 
     def counting(S, *args, **kwargs):
         calls.append(S.shape[0])
         return certify(S, *args, **kwargs)
-    certify = pairs.certified_spectral
     monkeypatch.setattr(pairs, "certified_spectral", counting)
     grouped = maps(cfg, stride, "certified")
     grouped_calls, calls[:] = len(calls), []

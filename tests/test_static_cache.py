@@ -87,3 +87,13 @@ def test_memory_held_is_bounded():
             assert status == 200 and gzip.decompress(body) == BUNDLE
     assert list(cache.entries) == ["/static/js/a.js"] and cache.held <= cache.limit_bytes
     assert len(stub.requests) == 5  # a once; b and c, not kept, fetched for each request
+
+
+def test_accept_encoding_qualities():
+    from ui.static_cache import _accepts_gzip
+
+    for value, wanted in [(b"gzip, deflate, br", True), (b"GZIP", True), (b"gzip;q=0.2", True), (b"*", True),
+                          (b"gzip;q=0", False), (b"gzip; q=0.000", False), (b"br", False), (b"identity", False),
+                          (b"*;q=0.5, gzip;q=0", False), (b"gzip;q=oops", False)]:
+        assert _accepts_gzip([(b"accept-encoding", value)]) is wanted, value
+    assert _accepts_gzip([]) is False

@@ -30,13 +30,23 @@ class _Entry:
 
 
 def _accepts_gzip(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether the request's Accept-Encoding gives gzip (or, where gzip is not named, ``*``) a quality above 0."""
+    quality: dict[str, float] = {}
     for name, value in headers:
-        if name.lower() == b"accept-encoding":
-            for item in value.decode("latin-1").lower().split(","):
-                coding, _, params = item.strip().partition(";")
-                if coding.strip() in ("gzip", "*"):
-                    return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
-    return False
+        if name.lower() != b"accept-encoding":
+            continue
+        for item in value.decode("latin-1").lower().split(","):
+            coding, *params = (part.strip() for part in item.split(";"))
+            q = 1.0
+            for param in params:
+                key, _, number = param.partition("=")
+                if key.strip() == "q":
+                    try:
+                        q = float(number)
+                    except ValueError:
+                        q = 0.0
+            quality[coding] = q
+    return quality.get("gzip", quality.get("*", 0.0)) > 0
 
 
 class CompressedStaticCache:

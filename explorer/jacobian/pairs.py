@@ -213,7 +213,7 @@ def all_pairs(jac: Jacobians, T: int, m: int, *, views: tuple[View, ...] = (View
                 filled += nb
                 L += 1
             group = buffer[:filled]
-            group_scale = torch.cat(scales) if len(scales) > 1 else scales[0]
+            group_scale = torch.cat(scales)
             rows_i = np.concatenate([np.arange(a0, a0 + nb) for nb in counts])
             cols_i = rows_i + np.repeat(np.arange(first, L), counts)
             for v in views:
@@ -226,7 +226,7 @@ def all_pairs(jac: Jacobians, T: int, m: int, *, views: tuple[View, ...] = (View
                 else:
                     before_cheap, before_power = _cheap(tally), tally.power
                     plan = _plan_at(first, L - 1, settled[v.name], powered[v.name], orthonormal[v.name])
-                    start = torch.cat([warm[v.name][:nb] for nb in counts]) if len(counts) > 1 else warm[v.name][:filled]
+                    start = torch.cat([warm[v.name][:nb] for nb in counts])  # each lag from the last group's
                     sigma2, block = certified_spectral(S, start, F2, rtol, tally, plan)
                     warm[v.name] = block[filled - counts[-1]:]  # the last lag's: the next group starts from it
                     orthonormal[v.name] = not plan.uses(Certificate.POWER)
