@@ -22,11 +22,14 @@ st.latex(r"h_t = g\left(W_x x_t + b_x + W_h h_{t-1} + b_h\right) = g\!\left(W \b
 st.header("2 · The vanishing-gradient product")
 st.markdown("For a loss at the last step, backpropagation through time sums one term per step, "
             "and each term carries a product of Jacobians:")
-st.latex(r"\frac{\partial L}{\partial W_x} = \sum_{t=1}^{T} \frac{\partial L}{\partial y_T}\frac{\partial y_T}{\partial h_T}"
-         r"\Big(\prod_{k=t}^{T-1} \frac{\partial h_{k+1}}{\partial h_k}\Big)\frac{\partial h_t}{\partial W_x},"
-         r"\qquad \frac{\partial h_{k+1}}{\partial h_k} = \mathrm{diag}\big(g'(a_{k+1})\big)\, W_h")
-st.latex(r"\Big\|\frac{\partial h_{k+1}}{\partial h_k}\Big\|_2 < 1 \;(>1) \;\Rightarrow\; \text{vanishing (exploding) gradient},"
-         r"\qquad \Big\|\frac{\partial h_s}{\partial h_t}\Big\|_2 \le \big(\gamma\,\sigma_{\max}(W_h)\big)^{s-t}")
+# gathered: two lines each, so they fit a 1024 px projector with the sidebar open
+st.latex(r"\begin{gathered}\frac{\partial L}{\partial W_x} = \sum_{t=1}^{T} \frac{\partial L}{\partial y_T}"
+         r"\frac{\partial y_T}{\partial h_T}\Big(\prod_{k=t}^{T-1} \frac{\partial h_{k+1}}{\partial h_k}\Big)"
+         r"\frac{\partial h_t}{\partial W_x},"
+         r"\\ \frac{\partial h_{k+1}}{\partial h_k} = \mathrm{diag}\big(g'(a_{k+1})\big)\, W_h\end{gathered}")
+st.latex(r"\begin{gathered}\Big\|\frac{\partial h_{k+1}}{\partial h_k}\Big\|_2 < 1 \;(>1) \;\Rightarrow\; "
+         r"\text{vanishing (exploding) gradient},"
+         r"\\ \Big\|\frac{\partial h_s}{\partial h_t}\Big\|_2 \le \big(\gamma\,\sigma_{\max}(W_h)\big)^{s-t}\end{gathered}")
 st.markdown("The **Simple RNN** page draws the norm of every partial product $\\partial h_s/\\partial h_t$ as a map, "
             "the lecture's bound beside the measured curve, the per-step terms of the sum, and the "
             "spectra of $W_h$ and of the product.")
