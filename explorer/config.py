@@ -14,7 +14,7 @@ import dataclasses
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Collection, Mapping
 
 from .registry import CELL_TYPES, cell_type
 
@@ -519,9 +519,10 @@ def view_from_query(query: Mapping[str, Any]) -> tuple[dict[str, str], list[str]
     return values, warnings
 
 
-def fit(config: ExperimentConfig | TrainConfig, **changes: Any) -> tuple[Any, list[str]]:
+def fit(config: ExperimentConfig | TrainConfig, quiet: Collection[str] = (), **changes: Any) -> tuple[Any, list[str]]:
     """``config`` with ``changes`` (already checked one by one), each broken rule between fields
-    (:func:`violations`) resolved by its nearest allowed value, with a warning, instead of raising."""
+    (:func:`violations`) resolved by its nearest allowed value, with a warning, instead of raising; fields
+    in ``quiet`` (those a page does not show) are resolved without a word."""
     values = {**flat(config), **changes}
     warnings = []
     for _ in range(len(ALL_SPECS)):  # a fix may break a later rule (hidden bounds batch): settle them all
@@ -529,7 +530,8 @@ def fit(config: ExperimentConfig | TrainConfig, **changes: Any) -> tuple[Any, li
         if not problems:
             break
         for problem in problems:
-            if not problem.silent or problem.field in changes:  # the default lag beyond a short T: no word
+            # the default lag beyond a short T, or a field this page does not show: no word
+            if (not problem.silent or problem.field in changes) and problem.field not in quiet:
                 warnings.append(f"{problem.message}; using {format_value(problem.value)}.")
             values[problem.field] = problem.value
     return unflat(values, train=isinstance(config, TrainConfig)), warnings

@@ -153,3 +153,25 @@ def test_a_narrowed_field_hidden_for_the_cell_is_left_alone():
     assert _pin({"hidden": 8}, {"init": "gaussian"}, {"activation": ("tanh", "relu")}) == {"hidden": 8,
                                                                                         "init": "gaussian"}
     assert _pin({"activation": "sigmoid"}, {}, {"activation": ("tanh", "relu")}) == {"activation": "tanh"}
+
+
+def test_a_choice_another_page_does_not_offer_leaves_this_pages_own():
+    """GRU chosen on LSTM and GRU, a visit to Modern Recurrences (cell lru, which the first page does not
+    offer), then back through the sidebar (Streamlit drops the query): the page shows its GRU again, not its
+    default. A setting both pages share (seq_len, changed on the second) still carries over."""
+    at = AppTest.from_file(str(ROOT / "Overview.py"), default_timeout=TIMEOUT_S)
+    at.query_params.update({"cell": "gru", "seq_len": "30", "hidden": "8"})
+    at.switch_page("pages/3_LSTM_and_GRU.py")
+    at.run()
+    assert at.selectbox(key="gated_cell").value == "gru"
+    for page in ("pages/4_Modern_Recurrences.py", "pages/3_LSTM_and_GRU.py"):
+        at.query_params.clear()
+        at.switch_page(page)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        if page.startswith("pages/4"):
+            assert at.selectbox(key="modern_cell").value == "lru"
+            at.slider(key="modern_seq_len").set_value(24).run()
+    assert at.selectbox(key="gated_cell").value == "gru"
+    assert at.query_params["cell"] == "gru" and at.query_params["seq_len"] == "24"
+    assert not at.warning, warning_texts(at)

@@ -161,12 +161,14 @@ def config_sidebar(page: str, fields: Sequence[str], *, choices: dict[str, Seque
         warnings += more + view_warnings
     elif arriving or own is None:
         mine = {**flat(own.config), **own.looks} if own else {**flat(default), **VIEW_DEFAULTS}
-        values = {**mine, **{k: v for k, v in shared.items() if k in fields or k in view}}
+        values = {**mine, **{k: v for k, v in shared.items() if _carried(k, v, fields, view, choices)}}
         reset = True
     else:  # a rerun; after a change the deployment's limits lowered (below), the widgets take the lowered values
         values, reset = {**flat(own.config), **own.looks}, state.pop(f"{page}_replan", False)
     looks = {name: values.get(name, VIEW_DEFAULTS[name]) for name in view}
-    config, clamped = fit(default, **_pin({k: v for k, v in values.items() if k in ALL_SPECS}, fixed, choices))
+    unshown = [name for name in ALL_SPECS if name not in fields]  # their fixes need no word on this page
+    config, clamped = fit(default, unshown, **_pin({k: v for k, v in values.items() if k in ALL_SPECS}, fixed,
+                                                  choices))
     config, limited = _within_limits(config, page)
     reset = reset or bool(limited)
     for message in state.pop(f"{page}_limited", []) + warnings + clamped + limited:
@@ -206,7 +208,7 @@ def config_sidebar(page: str, fields: Sequence[str], *, choices: dict[str, Seque
             changes[name] = check(name, state[f"{page}_{name}"])
         except ValueError as err:  # e.g. a forget bias typed as text: keep the last good value
             st.sidebar.error(str(err))
-    config, clamped = fit(config, **_pin(changes, fixed, choices))
+    config, clamped = fit(config, unshown, **_pin(changes, fixed, choices))
     config, limited = _within_limits(config, page)
     for message in clamped:
         st.warning(message, icon="⚠️")
@@ -225,6 +227,13 @@ def config_sidebar(page: str, fields: Sequence[str], *, choices: dict[str, Seque
         state[f"{page}_limited"], state[f"{page}_replan"] = limited, True
         st.rerun()
     return config
+
+
+def _carried(name: str, value: Any, fields: Sequence[str], view: Sequence[str],
+             choices: dict[str, Sequence[str]]) -> bool:
+    """Whether a setting last shown on another page carries over to this one: a field this page shows, at a
+    value it offers (the LRU chosen on Modern Recurrences leaves the LSTM page's own GRU, not its default)."""
+    return (name in fields or name in view) and (name not in choices or value in choices[name])
 
 
 def _within_limits(config, page: str) -> tuple[Any, list[str]]:
