@@ -142,3 +142,35 @@ def test_release_memory_hands_freed_heap_pages_back():
     assert release_memory() is True
     assert rss_mb() < held - 100
     assert len(survivors) == 300
+
+
+def test_long_lived_objects_are_frozen_once_per_burst_of_imports():
+    """Streamlit runs a full collection (gc.collect(2)) after every script run; with torch and plotly loaded
+    that walks ~270,000 objects, 0.15 s of the server's CPU per run. The modules' objects, frozen out of the
+    collector's reach, are walked no more: a freeze after each burst of new imports, none in between, and
+    cyclic garbage made afterwards is still collected."""
+    out = run_fresh("""
+        import gc, sys, time, types, weakref
+        from explorer.backend import freeze_long_lived
+        import torch, plotly.graph_objects
+        print(freeze_long_lived(), freeze_long_lived())
+        frozen = gc.get_freeze_count()
+        sys.modules["explorer_test_new_module"] = types.ModuleType("explorer_test_new_module")
+        print(freeze_long_lived(), gc.get_freeze_count() >= frozen)
+
+        class Node:
+            pass
+
+        refs = []
+        for _ in range(1000):  # cycles made after the freeze
+            a, b = Node(), Node()
+            a.other, b.other = b, a
+            refs.append(weakref.ref(a))
+        del a, b
+        gc.collect()
+        print(all(ref() is None for ref in refs))
+        start = time.perf_counter()
+        gc.collect(2)
+        print(frozen > 50000, time.perf_counter() - start < 0.05)
+    """)
+    assert out.split() == ["True", "False", "True", "True", "True", "True", "True"], out

@@ -11,6 +11,7 @@ import streamlit as st
 from explorer.config import (ALL_SPECS, VIEW_DEFAULTS, VIEW_SPECS, ExperimentConfig, TrainConfig, check, field_type,
                              fit, flat, format_value, from_query, quoted, to_query, view_from_query)
 from explorer import limits
+from explorer.backend import freeze_long_lived
 from explorer.presets import PRESETS, config_of
 
 from . import models, runlog
@@ -18,6 +19,7 @@ from . import models, runlog
 
 def page_setup(title: str, icon: str) -> None:
     runlog.start(title)  # opt-in (EXPLORER_RUN_LOG): the benchmarks' server-side time of each run
+    freeze_long_lived()  # the modules' objects out of the full collection Streamlit runs after each run
     st.set_page_config(page_title=f"{title} · RNN Gradient Explorer", page_icon=icon, layout="wide")
 
 
