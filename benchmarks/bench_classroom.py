@@ -1,5 +1,5 @@
 """A class opening one link at once: N concurrent fresh browsers (Playwright contexts in Debian's Chromium) against
-``streamlit run Overview.py`` (as the README starts it) on a free port, for N = 1, 10 and 20.
+``streamlit run serve.py`` (as the README starts it) on a free port, for N = 1, 10 and 20.
 
 The browsers run on the server's own cores, so their rendering is told apart from the server's work: they run at
 the lowest CPU priority (``nice 19``, ``--browser-nice``), so the scheduler serves the server first, as if the
@@ -17,7 +17,7 @@ and errors (an exception on a page, a visit that timed out) and the server's pea
     python benchmarks/bench_classroom.py              # about 10 minutes on 2 cores
     python benchmarks/bench_classroom.py --quick      # N = 1 and 5
     python benchmarks/bench_classroom.py --browser-nice 0   # browsers at the server's priority
-    python benchmarks/bench_classroom.py --launcher serve.py   # bundles compressed once, answered from memory
+    python benchmarks/bench_classroom.py --launcher Overview.py   # the app without serve.py's compression
 
 Targets (issue 11): the same cached link at N = 20 costs the server <= 1.5x its N = 1 CPU per visit and (b)'s p95
 is <= 3x N = 1's; no errors; 10 different configs at once all complete and the queue message is seen; a cached
@@ -53,7 +53,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.contextmanager
-def server(run_log: str, launcher: str = "Overview.py"):
+def server(run_log: str, launcher: str = "serve.py"):
     port = free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", launcher, "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true"]
@@ -213,8 +213,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="N = 1 and 5 only")
     parser.add_argument("--browser-nice", type=int, default=19, choices=range(0, 20), metavar="0..19",
                         help="the browsers' CPU niceness (default 19: the server is served first; 0: same priority)")
-    parser.add_argument("--launcher", default="Overview.py", choices=("Overview.py", "serve.py"),
-                        help="the script `streamlit run` starts (serve.py: the static bundles compressed once)")
+    parser.add_argument("--launcher", default="serve.py", choices=("serve.py", "Overview.py"),
+                        help="the script `streamlit run` starts (serve.py, as the README: the static bundles compressed once)")
     args = parser.parse_args()
     print(f"[classroom] streamlit run {args.launcher}; browsers at nice {args.browser_nice}", flush=True)
     asyncio.run(main_async([1, 5] if args.quick else [1, 10, 20], args.browser_nice, args.launcher))

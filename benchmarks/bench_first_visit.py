@@ -3,7 +3,7 @@ charts are drawn, in a fresh browser (empty cache) and on a second visit in the 
 
     python benchmarks/bench_first_visit.py                          # loopback: no network cost at all
     python benchmarks/bench_first_visit.py --mbit 10 --rtt-ms 40    # Chromium's throttling: a visitor's link
-    python benchmarks/bench_first_visit.py --launcher serve.py      # the static bundles gzip-compressed
+    python benchmarks/bench_first_visit.py --launcher Overview.py   # without serve.py's compression
 
 Prints every HTTP response of the fresh visit (bytes on the wire, Content-Encoding, Cache-Control, ETag), the
 WebSocket bytes, what gzip would make of the uncompressed text, and the times from navigation to the first and the
@@ -15,7 +15,7 @@ Beside it, the framework's floor in the same run: a bare Streamlit page holding 
 temporary folder, served with the same settings), opened in a fresh browser context the same way. No page of this
 app can draw its charts sooner than that page does (Streamlit's frontend starts, Plotly's bundle is evaluated).
 
-The server is ``streamlit run Overview.py`` (or serve.py) with the project's .streamlit/config.toml (started as
+The server is ``streamlit run serve.py`` (as the README starts it; or Overview.py) with the project's .streamlit/config.toml (started as
 tests/test_hosting.py does), warmed by one visit on another config (imports, first analysis) in a browser context
 that is then closed. Debian's Chromium through Playwright, as the browser tests. The machine's load average is
 printed with the results: on a shared machine every browser-side time is stretched by the other work on it.
@@ -205,8 +205,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mbit", type=float, default=None, help="throttle the browser to this many Mbit/s")
     parser.add_argument("--rtt-ms", type=float, default=40.0, help="with --mbit: added latency per request")
-    parser.add_argument("--launcher", default="Overview.py", choices=["Overview.py", "serve.py"],
-                        help="the script `streamlit run` starts: serve.py gzips the static bundles")
+    parser.add_argument("--launcher", default="serve.py", choices=["serve.py", "Overview.py"],
+                        help="the script `streamlit run` starts (serve.py, as the README: it gzips the static bundles)")
     args = parser.parse_args()
 
     script = script_seconds()

@@ -6,7 +6,7 @@
   ``on_demand_page``: the same, over the pages whose charts wait for a button (``ON_DEMAND``).
 * ``expected_nav_labels``, ``simple_rnn_page``: the sidebar's expected entries, in order, and
   the Simple RNN page.
-* ``streamlit_server``: one ``streamlit run Overview.py`` for the whole session (base URL).
+* ``streamlit_server``: one ``streamlit run serve.py`` (the README's command) for the whole session (base URL).
 * ``fresh_streamlit_server``: a brand-new server for one test alone; nothing but its health
   endpoint is requested before the test's own first request.
 * ``chromium`` / ``page``: Debian's Chromium through Playwright's sync API (never a downloaded
@@ -32,7 +32,8 @@ from typing import Iterator
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ENTRY = "Overview.py"
+ENTRY = "Overview.py"  # the main page
+LAUNCHER = "serve.py"  # what the README's first command runs: the same app, its bundles compressed once
 ARTIFACTS = ROOT / "test-artifacts"  # git-ignored: screenshots, server logs
 SERVER_START_TIMEOUT_S = 60.0
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-dev-shm-usage",
@@ -181,13 +182,13 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @contextlib.contextmanager
 def run_streamlit(tag: str) -> Iterator[str]:
-    """Start ``streamlit run Overview.py`` on a free port, wait for its health endpoint (only),
+    """Start ``streamlit run serve.py`` (as the README does) on a free port, wait for its health endpoint (only),
     yield the base URL, and stop the server with its process group. The log goes to
     test-artifacts/streamlit-<tag>.log."""
     ARTIFACTS.mkdir(exist_ok=True)
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "streamlit", "run", ENTRY, "--server.port", str(port),
+    cmd = [sys.executable, "-m", "streamlit", "run", LAUNCHER, "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     log_path = ARTIFACTS / f"streamlit-{tag}.log"
     with open(log_path, "wb") as log:

@@ -1,4 +1,4 @@
-"""The app in a real browser: Debian's Chromium (Playwright) against ``streamlit run Overview.py``.
+"""The app in a real browser: Debian's Chromium (Playwright) against ``streamlit run serve.py`` (the README's command).
 
 The first test starts its own server and deep-links into a page as that server's very first
 request: Streamlit's pages/ auto-discovery must already be the navigation then. Screenshots

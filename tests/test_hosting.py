@@ -208,3 +208,15 @@ def test_serve_py_serves_the_app(page, serve_py, expected_nav_labels, simple_rnn
     wait_for_app(page, charts=True)
     assert_healthy(page, page.url)
     assert nav_labels(page) == expected_nav_labels
+
+
+def test_the_browser_tests_start_what_the_readmes_first_command_starts():
+    """The end-to-end tests and the benchmarks drive the app as a visitor gets it: the launcher of the README's
+    first set-up command."""
+    from tests.conftest import LAUNCHER
+
+    readme = (ROOT / "README.md").read_text()
+    first = readme.split("```", 2)[1].strip().splitlines()[0]
+    assert first.endswith(f"streamlit run {LAUNCHER}"), first
+    for bench in ("bench_classroom.py", "bench_first_visit.py"):
+        assert f'default="{LAUNCHER}"' in (ROOT / "benchmarks" / bench).read_text(), bench
