@@ -6,6 +6,10 @@ script. Never calls Streamlit.
 the same numbers give the same figure object whoever asks, and different numbers can never meet a stale one. The
 figure returned is shared: callers must not change it (copy it first, as ``ui.classroom.style`` does). Entries are
 bounded by bytes (their arrays' sizes) and dropped least recently used first.
+
+A remembered figure is a :class:`SharedFigure`: Streamlit asks every chart for ``to_dict()`` on every run (a deep
+copy of each array and a base64 pass over it, a quarter of a cached page's rerun), and a figure that never changes
+makes that dict once.
 """
 from __future__ import annotations
 
@@ -16,11 +20,31 @@ from collections import OrderedDict
 from typing import Any, Callable
 
 import numpy as np
+import plotly.graph_objects as go
 
 from .limits import LIMITS
 
 FIGURE_SHARE = 4  # a quarter of EXPLORER_CACHE_MB (explorer.limits) for figures: 64 MB by default, where the
 # usual page's figures take 0.1-2 MB each, so a class's few configs fit many times over
+
+
+class SharedFigure(go.Figure):
+    """A figure shared by every caller and never changed: :meth:`to_dict` makes its dict once and returns that same
+    dict after (read it, never change it). Copy the figure, ``go.Figure(shared)``, for a plain one to change."""
+
+    def to_dict(self) -> dict:
+        made = self.__dict__.get("_made_dict")
+        if made is None:
+            made = super().to_dict()
+            self.__dict__["_made_dict"] = made  # (past plotly's __setattr__, which validates property names)
+        return made
+
+
+def share(figure: Any) -> Any:
+    """``figure`` (a plain ``go.Figure``) as a :class:`SharedFigure`, in place; anything else as it is."""
+    if type(figure) is go.Figure:
+        figure.__class__ = SharedFigure
+    return figure
 
 
 class _Unhashable(Exception):
@@ -113,7 +137,7 @@ def figure_memo(fn: Callable) -> Callable:
         key = h.digest()
         figure = MEMO.get(key)
         if figure is None:
-            figure = fn(*args, **kwargs)
+            figure = share(fn(*args, **kwargs))
             MEMO.put(key, figure, 2 * size + 50_000)  # the figure holds its own copies, and its layout
         return figure
 

@@ -53,7 +53,7 @@ with main:
              "A net that cannot carry gradient across T steps stays on the dashed baseline: it learns only the mean. "
              "Escaping it below the baseline means the long-range dependency was learnt.",
              [report.csv("history (CSV)", "history", {k: [h[k] for h in result.history] for k in result.history[0]}),
-              ("run (JSON)", json_bytes(train_to_json(result)), file_name(config, "run", "json"))], key="loss")
+              ("run (JSON)", lambda: json_bytes(train_to_json(result)), file_name(config, "run", "json"))], key="loss")
     report.chart(ui.flow_chart(result),
              "Each row is one moment of training; each column a time step. Dark on the left means the loss cannot "
              "reach early inputs: the picture of vanishing gradients while learning.",

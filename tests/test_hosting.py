@@ -220,3 +220,18 @@ def test_the_browser_tests_start_what_the_readmes_first_command_starts():
     assert first.endswith(f"streamlit run {LAUNCHER}"), first
     for bench in ("bench_classroom.py", "bench_first_visit.py"):
         assert f'default="{LAUNCHER}"' in (ROOT / "benchmarks" / bench).read_text(), bench
+
+
+@pytest.mark.parametrize("page", ["pages/2_Simple_RNN.py", "pages/3_LSTM_and_GRU.py", "pages/4_Modern_Recurrences.py"])
+def test_no_download_is_made_or_stored_on_a_run(page):
+    """Every file a page offers is made when its button is clicked (a deferred file), never formatted and stored on
+    every run: the browser fetched each stored file once per page view to check its link, nine requests through
+    the server's whole middleware stack per visit on the Simple RNN page."""
+    from tests.apptests import run
+
+    at = run(page, {})
+    assert not at.exception
+    buttons = at.get("download_button")
+    assert len(buttons) >= 5
+    stored = [b.proto.label for b in buttons if b.proto.url or not b.proto.deferred_file_id]
+    assert not stored, f"made on every run: {stored}"

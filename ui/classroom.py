@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer.config import ExperimentConfig, TrainConfig, to_query
+from explorer.memo import share as shared_figure
 from explorer.weights import EXAMPLES, FILE_FIELDS
 
 from .state import view_settings
@@ -108,7 +109,7 @@ def style(fig, page: str):
     known = _PRESENTED.get(id(fig))
     if known is not None and known[0]() is fig:
         return known[1]
-    styled = _projector(go.Figure(fig))
+    styled = shared_figure(_projector(go.Figure(fig)))  # shared by every presenting visitor, never changed
     if len(_PRESENTED) > 256:  # forget the figures no longer alive
         for key in [key for key, (ref, _) in _PRESENTED.items() if ref() is None]:
             _PRESENTED.pop(key, None)

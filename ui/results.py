@@ -207,7 +207,9 @@ class Report:
         self.config, self.page = config, page
 
     def csv(self, label: str, quantity: str, columns: dict[str, Any]) -> Download:
-        return label, csv_bytes(columns, config=self.config), file_name(self.config, quantity, "csv")
+        """Made when the button is clicked, like every file here: a file given as bytes is formatted and stored on
+        every run, and the browser fetches it once per page view to check its link."""
+        return label, lambda: csv_bytes(columns, config=self.config), file_name(self.config, quantity, "csv")
 
     def npz(self, label: str, quantity: str, arrays: Callable[[], dict[str, Any]]) -> Download:
         """Made when the button is clicked: compressing large maps on every rerun took seconds."""
@@ -235,6 +237,7 @@ class Report:
         return event if selectable else None
 
     def config_download(self) -> None:
-        st.sidebar.download_button("⬇ config (JSON)", json_bytes(self.config.to_dict()),
+        config = self.config
+        st.sidebar.download_button("⬇ config (JSON)", lambda: json_bytes(config.to_dict()),
                                    file_name=file_name(self.config, "config", "json"), mime="application/json",
                                    key="dl_config", on_click="ignore")

@@ -175,8 +175,8 @@ def downloads(report, result: sw.SweepResult) -> list:
     columns = {k: [r.get(k) for r in result.rows] for k in result.rows[0]} if result.rows else {}
     columns = {k: [np.nan if v is None else v for v in values] for k, values in columns.items()}
     base = result.sweep.base
-    return [("rows (CSV)", csv_bytes(columns, config=base), file_name(base, "sweep", "csv")),
-            ("sweep (JSON)", json_bytes(result.to_json()), file_name(base, "sweep", "json"))]
+    return [("rows (CSV)", lambda: csv_bytes(columns, config=base), file_name(base, "sweep", "csv")),
+            ("sweep (JSON)", lambda: json_bytes(result.to_json()), file_name(base, "sweep", "json"))]
 
 
 def agreement(result: sw.SweepResult) -> dict | None:
