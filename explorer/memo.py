@@ -138,7 +138,8 @@ def figure_memo(fn: Callable) -> Callable:
         figure = MEMO.get(key)
         if figure is None:
             figure = share(fn(*args, **kwargs))
-            MEMO.put(key, figure, 2 * size + 50_000)  # the figure holds its own copies, and its layout
+            # the figure holds its own copies of the arrays and its layout, and the dict it makes once their base64 text
+            MEMO.put(key, figure, 4 * size + 50_000)
         return figure
 
     remembered.uncached = fn
