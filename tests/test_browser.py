@@ -108,6 +108,28 @@ def test_page_renders(page, streamlit_server, app_page, expected_nav_labels, art
     if not app_page.is_main:
         assert page.locator(CHART).count() >= 1, f"{app_page.script}: no Plotly chart"
     screenshot(page, artifacts / f"page_{app_page.slug}.png")
+    assert_fits(page, app_page.script)
+
+
+PROJECTOR = {"width": 1024, "height": 768}
+
+
+def assert_fits(page, where: str) -> None:
+    """On a projector's 1024 px, sidebar open: no metric cut to an ellipsis ("889.6 st…" was) and no display
+    equation wider than its column."""
+    size = page.viewport_size
+    page.set_viewport_size(PROJECTOR)
+    page.wait_for_timeout(500)
+    try:
+        cut = page.evaluate("""() => [...document.querySelectorAll(
+            "[data-testid='stMetricValue'], [data-testid='stMetricValue'] div, [data-testid='stMetricLabel'] p")]
+            .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText)""")
+        assert not cut, f"{where}: metrics cut at {PROJECTOR['width']} px: {cut}"
+        wide = page.evaluate("""() => [...document.querySelectorAll('.katex-display')]
+            .filter(e => e.scrollWidth > e.clientWidth + 3).map(e => e.innerText.slice(0, 60))""")
+        assert not wide, f"{where}: equations wider than their column at {PROJECTOR['width']} px: {wide}"
+    finally:
+        page.set_viewport_size(size)
 
 
 def test_malformed_url_warns_and_still_renders(page, streamlit_server, simple_rnn_page, artifacts):
