@@ -52,6 +52,8 @@ class Spec:
     hi_reason: Callable[[Values], str] | None = None
     pattern: str | None = None  # a str field must match this regular expression in full
     pattern_words: str = ""  # what the pattern allows, in words (for messages)
+    number_format: str = "%.8g"  # how a float's widget shows it (printf): 0.99999 must not read "1"
+    step: float = 0.05  # a float widget's +/- step
 
     def shown(self, values: Values) -> bool:
         return self.visible_if is None or bool(self.visible_if(values))
@@ -267,7 +269,7 @@ TRAIN_SPECS: dict[str, Spec] = {
                  label="task", choice_labels={"adding": "adding problem", "copy": "copy memory"}),
     "steps": Spec(lo=1, hi=20000, help="Optimiser steps of the run", label="training steps"),
     "batch_size": Spec(lo=1, hi=512, help="Sequences per optimiser step", label="batch size"),
-    "lr": Spec(lo=1e-6, hi=1.0, help="Step size of the optimiser", label="learning rate"),
+    "lr": Spec(lo=1e-6, hi=1.0, help="Step size of the optimiser", label="learning rate", number_format="%.2e", step=1e-4),
     "optimizer": Spec(choices=OPTIMIZERS, help="torch.optim optimiser", label="optimiser"),
     "clip": Spec(lo=0.0, hi=1e3, help="Gradients are rescaled to at most this norm (0 = no clipping)",
                  label="gradient clipping"),

@@ -31,9 +31,10 @@ with intro:
     cols = st.columns(3)
     ui.log10_metric(cols[0], "log10 ‖∂h_T/∂h_0‖₂", spec[-1], result)
     if len(result.eigenvalues):
-        # the unit in the label: at 1024 px (a projector) "889.6 steps" did not fit the column and was cut to "889.6 st…"
-        cols[1].metric("time-scale 1/(1 − |λ|max), steps", f"{1.0 / max(1.0 - np.abs(result.eigenvalues).max(), 1e-12):.4g}",
-                       help=f"The ring's bound: 1/(1 − r_max) = {timescale:.4g} steps")
+        # short label, unit in it: at 1024 px (a projector) "889.6 steps" was cut to "889.6 st…"
+        cols[1].metric("time-scale, steps", f"{1.0 / max(1.0 - np.abs(result.eigenvalues).max(), 1e-12):.4g}",
+                       help=f"1/(1 − max_j |λ_j|): the steps over which the slowest unit's memory falls by a factor e; "
+                            f"the ring's bound 1/(1 − r_max) = {timescale:.4g} steps")
     cols[2].metric("analysis time", timing, help="How long this result took to compute; cached: computed before, by any visitor")
 overlay = ui.rnn_overlay(config)  # the simple RNN of the same size (None: left for a click at this size)
 with main:

@@ -175,3 +175,16 @@ def test_a_choice_another_page_does_not_offer_leaves_this_pages_own():
     assert at.selectbox(key="gated_cell").value == "gru"
     assert at.query_params["cell"] == "gru" and at.query_params["seq_len"] == "24"
     assert not at.warning, warning_texts(at)
+
+
+def test_a_number_widget_shows_the_value_the_link_gave():
+    """A shared link's r_max = 0.99999 (a memory of 1e5 steps) read "1" in its widget ("%.4g"): every float
+    widget shows its value to eight digits, from its Spec (the learning rate in e-notation)."""
+    at = AppTest.from_file(str(ROOT / "Overview.py"), default_timeout=TIMEOUT_S)
+    at.query_params.update({"r_max": "0.99999", "r_min": "0.5", "seq_len": "30", "hidden": "8"})
+    at.switch_page("pages/4_Modern_Recurrences.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = {w.key: w.proto.format % w.value for w in at.number_input if w.proto.format}
+    assert shown["modern_r_max"] == "0.99999" and shown["modern_r_min"] == "0.5", shown
+    assert SPECS["gain"].number_format % 1.2 == "1.2" and TRAIN_SPECS["lr"].number_format % 3e-4 == "3.00e-04"

@@ -122,7 +122,8 @@ def assert_fits(page, where: str) -> None:
     page.wait_for_timeout(500)
     try:
         cut = page.evaluate("""() => [...document.querySelectorAll(
-            "[data-testid='stMetricValue'], [data-testid='stMetricValue'] div, [data-testid='stMetricLabel'] p")]
+            "[data-testid='stMetricValue'], [data-testid='stMetricValue'] div, [data-testid='stMetricLabel'] p, "
+            + "[data-testid='stMetricLabel'] [data-testid='stMarkdownContainer']")]
             .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText)""")
         assert not cut, f"{where}: metrics cut at {PROJECTOR['width']} px: {cut}"
         wide = page.evaluate("""() => [...document.querySelectorAll('.katex-display')]

@@ -48,8 +48,8 @@ def _widget(name: str, key: str, values: dict[str, Any], options: Sequence[str] 
         else:
             st.number_input(text, lo, hi, step=1, key=key, help=spec.help)
     else:
-        fmt, step = ("%.2e", 1e-4) if name == "lr" else ("%.4g", 0.05)
-        st.number_input(text, float(spec.lo), float(spec.hi), step=step, format=fmt, key=key, help=spec.help)
+        st.number_input(text, float(spec.lo), float(spec.hi), step=spec.step, format=spec.number_format, key=key,
+                        help=spec.help)
 
 
 def _pin(values: dict[str, Any], fixed: dict[str, Any], choices: dict[str, Sequence[str]]) -> dict[str, Any]:
