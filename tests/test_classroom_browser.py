@@ -102,7 +102,8 @@ def test_a_copied_link_gives_a_fresh_browser_the_same_charts(chromium, streamlit
         one.goto(f"{streamlit_server}/Simple_RNN?seq_len=40&hidden=12&seed=3&init=gaussian&gain=1.1&b_init=orthogonal",
                  timeout=LOAD_TIMEOUT_MS)
         wait_for_app(one, charts=True)
-        link = one.locator("[data-testid='stSidebar'] [data-testid='stCode'] code").first.inner_text().strip()
+        one.locator("[data-testid='stSidebar'] [data-testid='stPopover'] button").first.click()
+        link = one.locator("[data-testid='stPopoverBody'] [data-testid='stCode'] code").first.inner_text().strip()
         assert link.startswith(streamlit_server) and "b_init=orthogonal" in link and "seed=3" in link
         two.goto(link, timeout=LOAD_TIMEOUT_MS)
         wait_for_app(two, charts=True)

@@ -199,9 +199,10 @@ def _arguments(config, default, skip: tuple[str, ...] = ()) -> str:
 
 
 def share(page: str, config: ExperimentConfig | TrainConfig, stride: int | None = None) -> None:
-    """In the sidebar: the exact link (the code box's copy button copies it), and how to reproduce the picture."""
-    with st.sidebar:
-        st.subheader("Share")
+    """In the sidebar, one click away: the exact link (the code box's copy button copies it), and how to reproduce
+    the picture. In a popover, whose content the browser builds when it opens: Streamlit's code boxes load a
+    syntax highlighter (1.6 MB of JavaScript) that every first visit paid for before any chart was drawn."""
+    with st.sidebar.popover("Share this view", icon=":material/link:", width="stretch"):
         st.caption("The exact link (page, config, seed, view, B): copy it with the box's button.")
         st.code(link(page), language=None, wrap_lines=True)
         with st.expander("reproduce: command line and Python"):
