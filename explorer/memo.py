@@ -40,7 +40,7 @@ class SharedFigure(go.Figure):
         return made
 
 
-def share(figure: Any) -> Any:
+def shared_figure(figure: Any) -> Any:
     """``figure`` (a plain ``go.Figure``) as a :class:`SharedFigure`, in place; anything else as it is."""
     if type(figure) is go.Figure:
         figure.__class__ = SharedFigure
@@ -137,7 +137,7 @@ def figure_memo(fn: Callable) -> Callable:
         key = h.digest()
         figure = MEMO.get(key)
         if figure is None:
-            figure = share(fn(*args, **kwargs))
+            figure = shared_figure(fn(*args, **kwargs))
             # the figure holds its own copies of the arrays and its layout, and the dict it makes once their base64 text
             MEMO.put(key, figure, 4 * size + 50_000)
         return figure

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from explorer import plots
-from explorer.memo import MEMO, FigureMemo, SharedFigure, figure_memo, share
+from explorer.memo import MEMO, FigureMemo, SharedFigure, figure_memo, shared_figure
 from tests.apptests import figures, run
 
 
@@ -42,8 +42,8 @@ def test_a_shared_figure_makes_its_dict_once_and_it_is_the_plain_figures():
     copy = type(plain)(shared)  # a copy (the projector's) is a plain figure again, free to change
     copy.update_layout(height=123)
     assert type(copy) is not SharedFigure and shared.to_dict() == plain.to_dict()
-    assert share(copy) is copy and isinstance(copy, SharedFigure) and copy.to_dict()["layout"]["height"] == 123
-    assert share("not a figure") == "not a figure"
+    assert shared_figure(copy) is copy and isinstance(copy, SharedFigure) and copy.to_dict()["layout"]["height"] == 123
+    assert shared_figure("not a figure") == "not a figure"
 
 
 def test_the_order_of_curves_is_part_of_the_key():

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer.config import ExperimentConfig, TrainConfig, to_query
-from explorer.memo import share as shared_figure
+from explorer.memo import shared_figure
 from explorer.weights import EXAMPLES, FILE_FIELDS
 
 from .state import view_settings

@@ -237,7 +237,6 @@ class Report:
         return event if selectable else None
 
     def config_download(self) -> None:
-        config = self.config
-        st.sidebar.download_button("⬇ config (JSON)", lambda: json_bytes(config.to_dict()),
+        st.sidebar.download_button("⬇ config (JSON)", lambda: json_bytes(self.config.to_dict()),
                                    file_name=file_name(self.config, "config", "json"), mime="application/json",
                                    key="dl_config", on_click="ignore")
