@@ -64,7 +64,7 @@ def efficiency(config: ExperimentConfig, rounds: int = 5) -> dict:
     """All-pairs maps exactly as the analysis computes them (every view; the LSTM's structured
     products), against batched matmul throughput measured just before and just after each run
     (their geometric mean): on a shared machine the speed drifts (this VM's peak has read
-    78..199 GFLOP/s within minutes), so each ratio pairs measurements that bracket the run,
+    74..199 GFLOP/s within minutes), so each ratio pairs measurements that bracket the run,
     and the median of ``rounds`` ratios is reported."""
     cell, trace = cell_and_trace(config)
     m, T = cell.state_size, config.seq_len

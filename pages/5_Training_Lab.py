@@ -4,7 +4,6 @@ import streamlit as st
 
 import ui
 from explorer import plots
-from explorer.export import file_name, json_bytes
 from explorer.registry import cell_type
 from explorer.train import train_to_json
 
@@ -53,7 +52,7 @@ with main:
              "A net that cannot carry gradient across T steps stays on the dashed baseline: it learns only the mean. "
              "Escaping it below the baseline means the long-range dependency was learnt.",
              [report.csv("history (CSV)", "history", {k: [h[k] for h in result.history] for k in result.history[0]}),
-              ("run (JSON)", lambda: json_bytes(train_to_json(result)), file_name(config, "run", "json"))], key="loss")
+              report.json("run (JSON)", "run", lambda: train_to_json(result))], key="loss")
     report.chart(ui.flow_chart(result),
              "Each row is one moment of training; each column a time step. Dark on the left means the loss cannot "
              "reach early inputs: the picture of vanishing gradients while learning.",

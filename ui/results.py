@@ -206,10 +206,18 @@ class Report:
     def __init__(self, config: ExperimentConfig | TrainConfig, page: str):
         self.config, self.page = config, page
 
-    def csv(self, label: str, quantity: str, columns: dict[str, Any]) -> Download:
+    def csv(self, label: str, quantity: str, columns: dict[str, Any],
+            config: ExperimentConfig | TrainConfig | None = None) -> Download:
         """Made when the button is clicked, like every file here: a file given as bytes is formatted and stored on
-        every run, and the browser fetches it once per page view to check its link."""
-        return label, lambda: csv_bytes(columns, config=self.config), file_name(self.config, quantity, "csv")
+        every run, and the browser fetches it once per page view to check its link. ``config``: the one the file
+        carries and is named by, when not the page's (a sweep's base)."""
+        config = self.config if config is None else config
+        return label, lambda: csv_bytes(columns, config=config), file_name(config, quantity, "csv")
+
+    def json(self, label: str, quantity: str, make: Callable[[], Any],
+             config: ExperimentConfig | TrainConfig | None = None) -> Download:
+        """``make()`` as JSON, made when the button is clicked; ``config`` names the file, as for :meth:`csv`."""
+        return label, lambda: json_bytes(make()), file_name(self.config if config is None else config, quantity, "json")
 
     def npz(self, label: str, quantity: str, arrays: Callable[[], dict[str, Any]]) -> Download:
         """Made when the button is clicked: compressing large maps on every rerun took seconds."""

@@ -11,7 +11,6 @@ import streamlit as st
 from explorer import limits
 from explorer import sweep as sw
 from explorer.config import ExperimentConfig, fit, to_query
-from explorer.export import csv_bytes, file_name, json_bytes
 from explorer.registry import cell_type
 
 from . import results
@@ -175,8 +174,8 @@ def downloads(report, result: sw.SweepResult) -> list:
     columns = {k: [r.get(k) for r in result.rows] for k in result.rows[0]} if result.rows else {}
     columns = {k: [np.nan if v is None else v for v in values] for k, values in columns.items()}
     base = result.sweep.base
-    return [("rows (CSV)", lambda: csv_bytes(columns, config=base), file_name(base, "sweep", "csv")),
-            ("sweep (JSON)", lambda: json_bytes(result.to_json()), file_name(base, "sweep", "json"))]
+    return [report.csv("rows (CSV)", "sweep", columns, config=base),
+            report.json("sweep (JSON)", "sweep", result.to_json, config=base)]
 
 
 def agreement(result: sw.SweepResult) -> dict | None:
